@@ -1,0 +1,70 @@
+"""Build the README's results table from finished run folders (never typed by hand).
+
+    python scripts/results_table.py logs/kface_lightcnn9_synthetic/<run> [more run folders]
+
+Each row: the experiment, the metric, the guideline's figure, the original paper's figure (both
+from the experiment's ``reference`` config block), our figure (mean ± std over the folds, and the
+data it was measured on), and the command that produced the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _command(run_dir: Path) -> str:
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
+    overrides = [o for o in overrides if not o.startswith("cv.fold=")]
+    return "python train.py " + " ".join(overrides)
+
+
+def _data_name(config: dict) -> str:
+    data = config.get("data", {})
+    return "synthetic" if data.get("synthetic") else f"real ({data.get('root')})"
+
+
+def row(run_dir: Path) -> str:
+    """One Markdown table row for a finished run folder."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    summary = json.loads((run_dir / "cv_summary.json").read_text())
+    reference = config.get("reference") or {}
+    key = reference.get("key", "test/roc_auc")
+    offset, scale = reference.get("offset", 0.0), reference.get("scale", 1.0)
+    stats = summary["metrics"][key]
+    mean = offset + scale * stats["mean"]
+    spread = "" if stats["std"] is None else f" ± {abs(scale) * stats['std']:.2f}"
+    ours = f"{mean:.2f}{spread} ({_data_name(config)}, {summary['num_folds']} folds)"
+    cells = [
+        config.get("experiment_name", run_dir.parent.name),
+        reference.get("metric", key),
+        str(reference.get("guideline") or "not given"),
+        str(reference.get("paper") or "not given"),
+        ours,
+        f"`{_command(run_dir)}`",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="finished run folders")
+    args = parser.parse_args(argv)
+    header = ["experiment", "metric", "guideline", "paper", "ours", "command"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run_dir in args.run_dirs:
+        if not (run_dir / "cv_summary.json").is_file():
+            print(f"{run_dir}: no cv_summary.json (unfinished run?)", file=sys.stderr)
+            return 1
+        lines.append(row(run_dir))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plots written next to the numbers at the end of a fold or a run."""

@@ -1,0 +1,139 @@
+"""Face recognition: train an identity classifier, evaluate its embedding on unseen people.
+
+Training is cross-entropy over the training fold's identities. Validation and test embed every
+image of people the model has never seen and score verification pairs and rank-1 identification
+(``kbaselines.metrics.verification``), as the K-Face guideline asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from kbaselines.metrics.verification import Pairs, cosine_scores, make_pairs, recognition_metrics
+from kbaselines.models.weights import load_pretrained
+
+__all__ = ["RecognitionTask"]
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class RecognitionTask(pl.LightningModule):
+    """Identity classification for training, embedding verification for evaluation.
+
+    Args:
+        net: a model with ``forward`` returning logits, ``forward_features`` and
+            ``forward_head(x, pre_logits=True)`` returning the embedding, and ``num_classes``.
+        optimizer: a partial optimizer (``_partial_: true`` in the config), called with the parameters.
+        scheduler: an optional partial LR scheduler, stepped once per epoch.
+        max_genuine_pairs: cap on genuine verification pairs per evaluation (as many impostors).
+        pair_seed: seed of the pair sampling, so that TAR@FAR compares between runs.
+        weights: optional file of weights from elsewhere (the authors' checkpoints); loaded with
+            ``weights_only=True``, a classifier of another size dropped.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        max_genuine_pairs: int = 20000,
+        pair_seed: int = 0,
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        # the optimiser and scheduler factories stay out of the checkpoint, which then holds only
+        # tensors and plain values and loads with weights_only=True
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        if weights:
+            load_pretrained(self.net, weights)
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes=max(net.num_classes, 2))
+        self._eval_outputs: list[dict[str, torch.Tensor]] = []
+        self.test_predictions: list[dict[str, Any]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``[B, embed_dim]`` of a batch of images ``[B, C, H, W]``."""
+        return self.net.forward_head(self.net.forward_features(images), pre_logits=True)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["image"])
+        loss = self.criterion(logits, batch["label"])
+        self.train_acc(logits, batch["label"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _embed_step(self, batch: dict[str, torch.Tensor]) -> None:
+        self._eval_outputs.append(
+            {
+                "embedding": self(batch["image"]).float(),
+                "label": batch["label"],
+                "gallery": batch["gallery"],
+                "index": batch["index"],
+            }
+        )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._embed_step(batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._embed_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        embeddings, labels, gallery, pairs = self._log_metrics("test")
+        scores = cosine_scores(embeddings, pairs)
+        records = self.trainer.datamodule.eval_records("test")
+        self.test_predictions = [
+            {
+                "first": records[i].path,
+                "second": records[j].path,
+                "score": float(score),
+                "target": int(same),
+            }
+            for i, j, score, same in zip(pairs.first, pairs.second, scores, pairs.same, strict=True)
+        ]
+
+    def _gathered(self) -> dict[str, np.ndarray]:
+        """Every rank's outputs, in dataset order, without the copies a distributed sampler pads."""
+        outputs = {k: torch.cat([o[k] for o in self._eval_outputs]) for k in self._eval_outputs[0]}
+        self._eval_outputs.clear()
+        outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in self.all_gather(outputs).items()} if (
+            self.trainer.world_size > 1
+        ) else outputs
+        index = outputs["index"].cpu().numpy()
+        _, first = np.unique(index, return_index=True)
+        return {k: v.cpu().numpy()[first] for k, v in outputs.items()}
+
+    def _log_metrics(self, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Pairs]:
+        if not self._eval_outputs:
+            raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
+        outputs = self._gathered()
+        pairs = make_pairs(outputs["label"], self.hparams.max_genuine_pairs, self.hparams.pair_seed)
+        metrics = recognition_metrics(outputs["embedding"], outputs["label"], outputs["gallery"], pairs)
+        self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
+        return outputs["embedding"], outputs["label"], outputs["gallery"], pairs
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the data-derived size of the net, so ``eval.py`` can rebuild it."""
+        checkpoint["net_sizes"] = {"num_classes": self.net.num_classes}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

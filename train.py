@@ -1,0 +1,30 @@
+"""Train and cross-validate a baseline.
+
+    python train.py +experiment=kface_lightcnn9 data.root=/data/kface
+    python train.py +experiment=kface_lightcnn9_synthetic           # generated data, a few minutes
+    python train.py -m +experiment=kface_lightcnn9 run_name=r1 cv.fold=0,1,2,3,4   # one job per fold
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from kbaselines.cv.loop import run_cross_validation  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Run the folds this process owns; return the mean test ROC AUC for sweepers (when known)."""
+    summary = run_cross_validation(cfg)
+    metric = summary.get("metrics", {}).get("test/roc_auc")
+    return None if metric is None else metric["mean"]
+
+
+if __name__ == "__main__":
+    main()
