@@ -1,6 +1,6 @@
 """Evaluate a trained checkpoint on every selected image of a dataset.
 
-    python eval.py +experiment=kface_lightcnn9 ckpt_path=<run>/fold_0/checkpoints/best.ckpt data.root=/data/kface
+python eval.py +experiment=kface_lightcnn9 ckpt_path=<run>/fold_0/checkpoints/best.ckpt data.root=/data/kface
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from kbaselines.evaluate import evaluate_checkpoint  # noqa: E402
+from kbaselines.evaluate import evaluate_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")

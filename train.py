@@ -1,8 +1,8 @@
 """Train and cross-validate a baseline.
 
-    python train.py +experiment=kface_lightcnn9 data.root=/data/kface
-    python train.py +experiment=kface_lightcnn9_synthetic           # generated data, a few minutes
-    python train.py -m +experiment=kface_lightcnn9 run_name=r1 cv.fold=0,1,2,3,4   # one job per fold
+python train.py +experiment=kface_lightcnn9 data.root=/data/kface
+python train.py +experiment=kface_lightcnn9_synthetic           # generated data, a few minutes
+python train.py -m +experiment=kface_lightcnn9 run_name=r1 cv.fold=0,1,2,3,4   # one job per fold
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from kbaselines.cv.loop import run_cross_validation  # noqa: E402
+from kbaselines.cv.loop import run_cross_validation
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -1,6 +1,6 @@
 """Write notebooks/kface.ipynb from the cells below (kept as code so that diffs stay readable).
 
-    python notebooks/make_kface_notebook.py
+python notebooks/make_kface_notebook.py
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ CELLS = [
         "report = datamodule.check()\n"
         "print(report.render())"
     ),
-    new_markdown_cell("## Images per facet\n\nEvery person is photographed under every combination of the facets."),
+    new_markdown_cell(
+        "## Images per facet\n\nEvery person is photographed under every combination of the facets."
+    ),
     new_code_cell(
         "for facet, counts in report.counts.items():\n"
         "    if isinstance(counts, dict):\n"
@@ -84,7 +86,11 @@ CELLS = [
 
 def main() -> Path:
     notebook = new_notebook(cells=CELLS)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path = Path(__file__).with_name("kface.ipynb")
     nbformat.write(notebook, path)
     return path

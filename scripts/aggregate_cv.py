@@ -15,8 +15,12 @@ from kbaselines.cv.summary import IncompleteRunError, summarize_run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="the run folder (holds splits.json and fold_<k>/)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "run_dir", type=Path, help="the run folder (holds splits.json and fold_<k>/)"
+    )
     args = parser.parse_args(argv)
     if not (args.run_dir / "splits.json").is_file():
         print(f"{args.run_dir}: no splits.json; is this a run folder?", file=sys.stderr)

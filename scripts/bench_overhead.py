@@ -60,7 +60,9 @@ class StepTimer(pl.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def plain_loop(net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: int, lr: float) -> float:
+def plain_loop(
+    net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: int, lr: float
+) -> float:
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     criterion = nn.CrossEntropyLoss()
     net.train()
@@ -74,7 +76,9 @@ def plain_loop(net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: i
     return time.perf_counter() - start
 
 
-def framework(net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: int, lr: float) -> float:
+def framework(
+    net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: int, lr: float
+) -> float:
     optimizer = partial(torch.optim.SGD, lr=lr, momentum=0.9, weight_decay=1e-4)
     task = RecognitionTask(net=net, optimizer=optimizer)
     with tempfile.TemporaryDirectory() as folder:
@@ -90,7 +94,9 @@ def framework(net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=30, help="batches per epoch")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -114,9 +120,13 @@ def main() -> None:
     plain_times, framework_times = [], []
     for _ in range(args.repeats):
         plain_times.append(plain_loop(copy.deepcopy(initial), batches, args.epochs, 0.01) / steps)
-        framework_times.append(framework(copy.deepcopy(initial), batches, args.epochs, 0.01) / steps)
+        framework_times.append(
+            framework(copy.deepcopy(initial), batches, args.epochs, 0.01) / steps
+        )
     plain, ours = min(plain_times), min(framework_times)
-    print(f"LightCNN-9, {size}x{size}, batch {args.batch_size}, {steps} steps, {torch.get_num_threads()} threads")
+    print(
+        f"LightCNN-9, {size}x{size}, batch {args.batch_size}, {steps} steps, {torch.get_num_threads()} threads"
+    )
     print(f"plain PyTorch loop: {plain * 1e3:8.1f} ms/step")
     print(f"K-Baselines (Lightning task + callbacks + logger): {ours * 1e3:8.1f} ms/step")
     print(f"overhead ratio: {ours / plain:.3f} (target <= 1.05)")

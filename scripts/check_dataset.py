@@ -13,10 +13,10 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from kbaselines.data.report import DatasetReport  # noqa: E402
+from kbaselines.data.report import DatasetReport
 
 
 def check(cfg: DictConfig) -> DatasetReport:

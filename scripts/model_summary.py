@@ -1,7 +1,7 @@
 """Print a model's parameter counts and input size, to compare with the papers.
 
-    python scripts/model_summary.py +experiment=kface_lightcnn9
-    python scripts/model_summary.py +experiment=kface_lightcnn29 model.net.num_classes=10000
+python scripts/model_summary.py +experiment=kface_lightcnn9
+python scripts/model_summary.py +experiment=kface_lightcnn29 model.net.num_classes=10000
 """
 
 from __future__ import annotations

@@ -52,7 +52,9 @@ def row(run_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("run_dirs", type=Path, nargs="+", help="finished run folders")
     args = parser.parse_args(argv)
     header = ["experiment", "metric", "guideline", "paper", "ours", "command"]

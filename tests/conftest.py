@@ -25,7 +25,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _run_entry_point(script: str, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _run_entry_point(
+    script: str, *overrides: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run ``python <script> <overrides>`` from the repository root as a user would; fail with its log."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "COLUMNS": "120"}
     result = subprocess.run(
@@ -37,7 +39,9 @@ def _run_entry_point(script: str, *overrides: str, timeout: float = 600) -> subp
         timeout=timeout,
     )
     if result.returncode != 0:
-        pytest.fail(f"{script} {' '.join(overrides)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        pytest.fail(
+            f"{script} {' '.join(overrides)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 

@@ -49,7 +49,9 @@ def test_summary_of_a_run(tmp_path: Path) -> None:
     row = summary["metrics"]["test/roc_auc"]
     assert row["folds"] == pytest.approx(aucs)
     assert row["std"] == pytest.approx(np.std(aucs, ddof=1))
-    pooled = roc_auc_score(np.concatenate([t for _, t in folds]), np.concatenate([s for s, _ in folds]))
+    pooled = roc_auc_score(
+        np.concatenate([t for _, t in folds]), np.concatenate([s for s, _ in folds])
+    )
     assert summary["pooled"]["test/roc_auc"] == pytest.approx(pooled)
     assert json.loads((tmp_path / "cv_summary.json").read_text()) == summary
     assert "| test/roc_auc |" in (tmp_path / "cv_summary.md").read_text()

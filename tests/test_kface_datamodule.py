@@ -18,19 +18,34 @@ FACETS = {"sessions": "all", "lights": "all", "expressions": "all", "cameras": "
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_kface(
-        tmp_path_factory.mktemp("dm") / "kface", num_people=6, sessions=["S001", "S002"], lights=["L1", "L2"],
-        expressions=["E01"], cameras=["C6", "C7"], image_size=32,
+        tmp_path_factory.mktemp("dm") / "kface",
+        num_people=6,
+        sessions=["S001", "S002"],
+        lights=["L1", "L2"],
+        expressions=["E01"],
+        cameras=["C6", "C7"],
+        image_size=32,
     )
 
 
 def _module(root: Path, split=None, **kwargs) -> KFaceDataModule:
-    settings = {**FACETS, "input_size": 16, "batch_size": 4, "cache_dir": None, "split": split, **kwargs}
+    settings = {
+        **FACETS,
+        "input_size": 16,
+        "batch_size": 4,
+        "cache_dir": None,
+        "split": split,
+        **kwargs,
+    }
     return KFaceDataModule(root=str(root), **settings)
 
 
 def _split(root: Path) -> dict[str, list[str]]:
     table = _module(root).sample_table()
-    by_person = lambda people: [i for i, g in zip(table.ids, table.groups, strict=True) if g in people]  # noqa: E731
+
+    def by_person(people):
+        return [i for i, g in zip(table.ids, table.groups, strict=True) if g in people]
+
     return {
         "train": by_person({"19062000", "19062001", "19062002"}),
         "val": by_person({"19062003"}),
@@ -53,10 +68,13 @@ def test_setup_builds_the_fold(root: Path) -> None:
     test = module.datasets["test"]
     assert sorted(set(test.labels)) == [0, 1]
     gallery = [r for r, g in zip(test.records, test.gallery, strict=True) if g]
-    assert [r.path for r in gallery] == ["19062004/S001/L1/E01/C7.jpg", "19062005/S001/L1/E01/C7.jpg"]
+    assert [r.path for r in gallery] == [
+        "19062004/S001/L1/E01/C7.jpg",
+        "19062005/S001/L1/E01/C7.jpg",
+    ]
     batch = next(iter(module.test_dataloader()))
     assert batch["image"].shape == (4, 1, 16, 16) and batch["image"].dtype == torch.float32
-    assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
     assert batch["gallery"].dtype == torch.bool
 
 
@@ -93,7 +111,13 @@ def test_check_report_counts(root: Path) -> None:
 @pytest.mark.cli
 def test_check_dataset_command(root: Path, tmp_path: Path, run_entry_point) -> None:
     report_path = tmp_path / "report.json"
-    result = run_entry_point("scripts/check_dataset.py", "data=kface", f"data.root={root}", f"report_path={report_path}", "data.cache_dir=null")
+    result = run_entry_point(
+        "scripts/check_dataset.py",
+        "data=kface",
+        f"data.root={root}",
+        f"report_path={report_path}",
+        "data.cache_dir=null",
+    )
     assert "people: 6" in result.stdout
     assert json.loads(report_path.read_text())["ok"] is True
 
@@ -111,13 +135,25 @@ def test_check_dataset_command_fails_on_a_broken_tree(root: Path, tmp_path: Path
     (broken / "19062000/S001/L1/E01/C7.txt").write_text("1 2 three 4")
     report_path = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts/check_dataset.py"), "data=kface", f"data.root={broken}",
-         f"report_path={report_path}", "data.cache_dir=null"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts/check_dataset.py"),
+            "data=kface",
+            f"data.root={broken}",
+            f"report_path={report_path}",
+            "data.cache_dir=null",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr
     report = json.loads(report_path.read_text())
     assert report["problems"] == [
-        {"file": "19062000/S001/L1/E01/C7.jpg", "reason": report["problems"][0]["reason"], "record": None}
+        {
+            "file": "19062000/S001/L1/E01/C7.jpg",
+            "reason": report["problems"][0]["reason"],
+            "record": None,
+        }
     ]
     assert "1 2 three 4" in result.stdout

@@ -13,7 +13,14 @@ from kbaselines.data.kface.synthetic import generate_kface
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    return generate_kface(tmp_path / "tree", num_people=3, sessions=["S001"], lights=["L1"], cameras=["C7", "C8"], image_size=32)
+    return generate_kface(
+        tmp_path / "tree",
+        num_people=3,
+        sessions=["S001"],
+        lights=["L1"],
+        cameras=["C7", "C8"],
+        image_size=32,
+    )
 
 
 @pytest.fixture
@@ -40,9 +47,18 @@ def test_cache_is_built_once_and_reused(tree: Path, tmp_path: Path, scans: list[
     ], "only the finished cache file, no temporary left behind"
 
 
-def test_cache_is_rebuilt_when_a_person_is_added(tree: Path, tmp_path: Path, scans: list[Path]) -> None:
+def test_cache_is_rebuilt_when_a_person_is_added(
+    tree: Path, tmp_path: Path, scans: list[Path]
+) -> None:
     load_index(tree, tmp_path / "cache")
-    extra = generate_kface(tmp_path / "other", num_people=4, sessions=["S001"], lights=["L1"], cameras=["C7"], image_size=32)
+    extra = generate_kface(
+        tmp_path / "other",
+        num_people=4,
+        sessions=["S001"],
+        lights=["L1"],
+        cameras=["C7"],
+        image_size=32,
+    )
     (extra / "19062003").rename(tree / "19062003")
     index = load_index(tree, tmp_path / "cache")
     assert len(scans) == 2

@@ -88,7 +88,7 @@ def test_malformed_name_in_a_tree_is_a_problem(tree: Path) -> None:
 def test_malformed_box_names_the_file(tmp_path: Path, content: str) -> None:
     box = tmp_path / "C7.txt"
     box.write_text(content)
-    with pytest.raises(KFaceFormatError, match="C7.txt"):
+    with pytest.raises(KFaceFormatError, match=r"C7\.txt"):
         parse_box(box)
 
 

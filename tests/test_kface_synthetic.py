@@ -13,7 +13,13 @@ from kbaselines.data.kface.reader import scan_tree
 from kbaselines.data.kface.synthetic import MARKER, ensure_synthetic_kface, generate_kface
 from kbaselines.metrics.verification import make_pairs, verification_metrics
 
-SMALL = {"num_people": 4, "sessions": ["S001", "S002"], "lights": ["L1", "L2"], "cameras": ["C7"], "image_size": 32}
+SMALL = {
+    "num_people": 4,
+    "sessions": ["S001", "S002"],
+    "lights": ["L1", "L2"],
+    "cameras": ["C7"],
+    "image_size": 32,
+}
 
 
 def test_tree_follows_the_spec(tmp_path: Path) -> None:
@@ -26,7 +32,7 @@ def test_tree_follows_the_spec(tmp_path: Path) -> None:
         x, y, w, h = record.box
         with Image.open(root / record.path) as image:
             assert image.size == (32, 32)
-            assert 0 <= x and 0 <= y and x + w <= 32 and y + h <= 32 and w > 8 and h > 8
+            assert x >= 0 and y >= 0 and x + w <= 32 and y + h <= 32 and w > 8 and h > 8
     assert json.loads((root / MARKER).read_text())["num_people"] == 4
     assert not (tmp_path / "kface.partial").exists()
 
@@ -53,9 +59,13 @@ def test_same_seed_same_images(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pixels(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
-    root = generate_kface(tmp_path_factory.mktemp("kface") / "t", num_people=20, image_size=32, seed=5)
+    root = generate_kface(
+        tmp_path_factory.mktemp("kface") / "t", num_people=20, image_size=32, seed=5
+    )
     records, _ = scan_tree(root)
-    images = np.stack([np.asarray(Image.open(root / r.path).convert("L"), np.float64).ravel() for r in records])
+    images = np.stack(
+        [np.asarray(Image.open(root / r.path).convert("L"), np.float64).ravel() for r in records]
+    )
     labels = np.array([int(r.person) for r in records])
     return images, labels
 

@@ -30,16 +30,30 @@ QUICK = [
 
 def _train(run_entry_point, data_dir: Path, log_dir: Path, run_name: str, *extra: str) -> Path:
     run_entry_point(
-        "train.py", *QUICK, f"paths.data_dir={data_dir}", f"paths.log_dir={log_dir}", f"run_name={run_name}", *extra
+        "train.py",
+        *QUICK,
+        f"paths.data_dir={data_dir}",
+        f"paths.log_dir={log_dir}",
+        f"run_name={run_name}",
+        *extra,
     )
     return log_dir / "kface_lightcnn9" / run_name
 
 
 @pytest.mark.learning
 @pytest.mark.cli
-def test_lightcnn9_learns_to_verify_unseen_people(run_entry_point, data_dir: Path, tmp_path: Path) -> None:
-    trained = _train(run_entry_point, data_dir, tmp_path, "trained", "trainer.max_epochs=@EPOCHS@")
-    untrained = _train(run_entry_point, data_dir, tmp_path, "untrained", "trainer.max_epochs=0", "cv.val_fraction=0")
+def test_lightcnn9_learns_to_verify_unseen_people(
+    run_entry_point, data_dir: Path, tmp_path: Path
+) -> None:
+    trained = _train(run_entry_point, data_dir, tmp_path, "trained", "trainer.max_epochs=4")
+    untrained = _train(
+        run_entry_point,
+        data_dir,
+        tmp_path,
+        "untrained",
+        "trainer.max_epochs=0",
+        "cv.val_fraction=0",
+    )
     summary = json.loads((trained / "cv_summary.json").read_text())
     baseline = json.loads((untrained / "cv_summary.json").read_text())
     splits = json.loads((trained / "splits.json").read_text())

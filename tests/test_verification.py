@@ -66,7 +66,9 @@ def test_pairs_counts_caps_and_determinism() -> None:
     again = make_pairs(labels, max_genuine=10, seed=1)
     other = make_pairs(labels, max_genuine=10, seed=2)
     assert np.array_equal(capped.first, again.first) and np.array_equal(capped.second, again.second)
-    assert not (np.array_equal(capped.first, other.first) and np.array_equal(capped.second, other.second))
+    assert not (
+        np.array_equal(capped.first, other.first) and np.array_equal(capped.second, other.second)
+    )
 
 
 def test_pairs_need_two_people() -> None:

@@ -38,10 +38,19 @@ def test_loads_the_authors_layout_and_drops_their_classifier(tmp_path: Path) -> 
 def test_lightcnn29_top_level_names(tmp_path: Path) -> None:
     source = lightcnn29(num_classes=5)
     path = tmp_path / "LightCNN_29Layers_checkpoint.pth.tar"
-    torch.save({"state_dict": {"module." + k.removeprefix("features."): v for k, v in source.state_dict().items()}}, path)
+    torch.save(
+        {
+            "state_dict": {
+                "module." + k.removeprefix("features."): v for k, v in source.state_dict().items()
+            }
+        },
+        path,
+    )
     model = lightcnn29(num_classes=5)
     assert load_pretrained(model, path).dropped_classifier == []
-    assert torch.equal(model.features.block4[3].conv2.filter.weight, source.features.block4[3].conv2.filter.weight)
+    assert torch.equal(
+        model.features.block4[3].conv2.filter.weight, source.features.block4[3].conv2.filter.weight
+    )
 
 
 def test_unexpected_key_names_the_file_and_key(tmp_path: Path) -> None:
@@ -72,4 +81,7 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
     path = save_safetensors(model, tmp_path / "lightcnn9.safetensors")
     copy = lightcnn9(num_classes=3, input_size=32)
     load_pretrained(copy, path)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), copy.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), copy.state_dict().values(), strict=True)
+    )

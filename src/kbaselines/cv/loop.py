@@ -18,7 +18,14 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kbaselines.cv.run_folder import freeze_config
-from kbaselines.cv.splits import Fold, Splits, check_no_leakage, fold_indices, load_splits, make_splits
+from kbaselines.cv.splits import (
+    Fold,
+    Splits,
+    check_no_leakage,
+    fold_indices,
+    load_splits,
+    make_splits,
+)
 from kbaselines.cv.summary import FOLD_PREFIX, IncompleteRunError, summarize_run
 from kbaselines.io import write_json_atomic, write_text_atomic
 from kbaselines.reports.roc import plot_roc
@@ -37,7 +44,9 @@ def run_cross_validation(cfg: DictConfig) -> dict[str, Any]:
     table = datamodule.sample_table()
     splits = _load_or_make_splits(run_dir / "splits.json", table, cfg.cv)
     check_no_leakage(splits, table)
-    log.info("Splits: %d folds over %d samples, written to %s", splits.num_folds, len(table.ids), run_dir)
+    log.info(
+        "Splits: %d folds over %d samples, written to %s", splits.num_folds, len(table.ids), run_dir
+    )
     metrics: dict[str, Any] = {}
     for index in fold_indices(splits, cfg.cv.fold):
         metrics[f"fold_{index}"] = run_fold(cfg, splits, splits.folds[index], run_dir)
@@ -94,7 +103,10 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=cfg.paths.fold_dir
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=cfg.paths.fold_dir,
     )
 
 
@@ -147,7 +159,11 @@ def evaluate(
         if {"score", "target"} <= set(rows[0]):
             scores = [float(r["score"]) for r in rows]
             targets = [int(r["target"]) for r in rows]
-            plot_roc({stage: (scores, targets)}, out_dir / f"roc_{stage}.png", title=f"ROC, {out_dir.name}")
+            plot_roc(
+                {stage: (scores, targets)},
+                out_dir / f"roc_{stage}.png",
+                title=f"ROC, {out_dir.name}",
+            )
     return metrics
 
 

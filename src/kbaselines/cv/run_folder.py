@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 __all__ = ["ConfigChangedError", "config_differences", "freeze_config"]
 
 log = logging.getLogger(__name__)
 
 FROZEN_CONFIG = "config.yaml"
-# Keys that say what to do in this start, not what the run is: they may change between starts.
-RUN_CONTROL_KEYS = ("cv.fold", "force", "ckpt_path", "paths.output_dir", "paths.fold_dir")
+# Keys that say what to do in this start, not what the run is: they may change between starts, and
+# the settings that derive from them (a fold's checkpoint folder) are frozen in their masked form.
+RUN_CONTROL_KEYS = ("cv.fold", "force", "paths.fold_dir")
+MASK = "<set at each start>"
 
 
 class ConfigChangedError(RuntimeError):
@@ -33,12 +35,10 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Lines ``key: old -> new`` for every setting that differs, run-control keys excepted."""
+    """Lines ``key: old -> new`` for every setting that differs."""
     flat_old, flat_new = _flatten(old), _flatten(new)
     lines = []
     for key in sorted(set(flat_old) | set(flat_new)):
-        if key in RUN_CONTROL_KEYS:
-            continue
         before, after = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
         if before != after:
             lines.append(f"{key}: {before!r} -> {after!r}")
@@ -56,7 +56,11 @@ def freeze_config(run_dir: Path, cfg: DictConfig, force: bool = False) -> None:
     """
     path = Path(run_dir) / FROZEN_CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    snapshot = cfg.copy()
+    with open_dict(snapshot):
+        for key in RUN_CONTROL_KEYS:
+            OmegaConf.update(snapshot, key, MASK, force_add=True)
+    resolved = OmegaConf.to_container(snapshot, resolve=True)
     text = yaml.safe_dump(resolved, sort_keys=False)
     try:
         with open(path, "x") as file:

@@ -168,7 +168,9 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
         LeakageError: naming the fold, the parts and a few of the shared groups.
     """
     group_of = dict(zip(table.ids, table.groups, strict=True))
-    unknown = [i for fold in splits.folds for i in fold.train + fold.val + fold.test if i not in group_of]
+    unknown = [
+        i for fold in splits.folds for i in fold.train + fold.val + fold.test if i not in group_of
+    ]
     if unknown:
         raise LeakageError(f"splits name {len(unknown)} unknown samples, e.g. {unknown[:3]}")
     heldout_groups = {group_of[i] for i in splits.heldout}

@@ -71,14 +71,17 @@ def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     splits = json.loads((run_dir / "splits.json").read_text())
     num_folds = splits["num_folds"]
-    missing = [k for k in range(num_folds) if not (run_dir / f"{FOLD_PREFIX}{k}" / "metrics.json").exists()]
+    missing = [
+        k for k in range(num_folds) if not (run_dir / f"{FOLD_PREFIX}{k}" / "metrics.json").exists()
+    ]
     if missing:
         raise IncompleteRunError(
             f"{run_dir}: folds {missing} of {num_folds} have not finished; run them "
             f"(cv.fold=<k> with the same run_name) and aggregate again"
         )
     fold_metrics = [
-        json.loads((run_dir / f"{FOLD_PREFIX}{k}" / "metrics.json").read_text()) for k in range(num_folds)
+        json.loads((run_dir / f"{FOLD_PREFIX}{k}" / "metrics.json").read_text())
+        for k in range(num_folds)
     ]
     names = sorted({name for metrics in fold_metrics for name in metrics})
     summary: dict[str, Any] = {

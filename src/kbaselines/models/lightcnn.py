@@ -167,9 +167,13 @@ class LightCNN(nn.Module):
         if arch not in ("4", "9", "29", "29v2"):
             raise ValueError(f"unknown LightCNN arch {arch!r}; choose 4, 9, 29 or 29v2")
         if arch != "4" and input_size % 16:
-            raise ValueError(f"LightCNN-{arch} pools 4 times by 2: input_size must divide by 16, got {input_size}")
+            raise ValueError(
+                f"LightCNN-{arch} pools 4 times by 2: input_size must divide by 16, got {input_size}"
+            )
         if arch == "4" and input_size < 64:
-            raise ValueError(f"LightCNN-4 uses unpadded 9x9/5x5/5x5/4x4 convolutions: input_size >= 64, got {input_size}")
+            raise ValueError(
+                f"LightCNN-4 uses unpadded 9x9/5x5/5x5/4x4 convolutions: input_size >= 64, got {input_size}"
+            )
         self.arch = arch
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -195,7 +199,11 @@ class LightCNN(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.fc2 = self._make_classifier(num_classes)
         self.feature_info = [
-            {"num_chs": int(shape[1]), "reduction": input_size // int(shape[2]), "module": "features"}
+            {
+                "num_chs": int(shape[1]),
+                "reduction": input_size // int(shape[2]),
+                "module": "features",
+            }
         ]
 
     def _make_classifier(self, num_classes: int) -> nn.Module:

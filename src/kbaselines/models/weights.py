@@ -80,7 +80,10 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
         details = [
             f"missing: {missing[:10]}" if missing else "",
             f"unexpected: {unexpected[:10]}" if unexpected else "",
-            "other shape: " + ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:10])
+            "other shape: "
+            + ", ".join(
+                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:10]
+            )
             if mismatched
             else "",
         ]

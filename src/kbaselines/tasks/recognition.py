@@ -94,7 +94,7 @@ class RecognitionTask(pl.LightningModule):
         self._log_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        embeddings, labels, gallery, pairs = self._log_metrics("test")
+        embeddings, pairs = self._log_metrics("test")
         scores = cosine_scores(embeddings, pairs)
         records = self.trainer.datamodule.eval_records("test")
         self.test_predictions = [
@@ -111,21 +111,23 @@ class RecognitionTask(pl.LightningModule):
         """Every rank's outputs, in dataset order, without the copies a distributed sampler pads."""
         outputs = {k: torch.cat([o[k] for o in self._eval_outputs]) for k in self._eval_outputs[0]}
         self._eval_outputs.clear()
-        outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in self.all_gather(outputs).items()} if (
-            self.trainer.world_size > 1
-        ) else outputs
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(outputs)  # [world, n, ...] per key
+            outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
         index = outputs["index"].cpu().numpy()
         _, first = np.unique(index, return_index=True)
         return {k: v.cpu().numpy()[first] for k, v in outputs.items()}
 
-    def _log_metrics(self, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Pairs]:
+    def _log_metrics(self, stage: str) -> tuple[np.ndarray, Pairs]:
         if not self._eval_outputs:
             raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
         outputs = self._gathered()
         pairs = make_pairs(outputs["label"], self.hparams.max_genuine_pairs, self.hparams.pair_seed)
-        metrics = recognition_metrics(outputs["embedding"], outputs["label"], outputs["gallery"], pairs)
+        metrics = recognition_metrics(
+            outputs["embedding"], outputs["label"], outputs["gallery"], pairs
+        )
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
-        return outputs["embedding"], outputs["label"], outputs["gallery"], pairs
+        return outputs["embedding"], pairs
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the data-derived size of the net, so ``eval.py`` can rebuild it."""
@@ -136,4 +138,7 @@ class RecognitionTask(pl.LightningModule):
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

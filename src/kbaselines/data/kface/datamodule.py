@@ -94,7 +94,12 @@ class KFaceDataModule(pl.LightningDataModule):
         super().__init__()
         self.root = root
         self.resolution = resolution
-        self.filters = {"sessions": sessions, "lights": lights, "expressions": expressions, "cameras": cameras}
+        self.filters = {
+            "sessions": sessions,
+            "lights": lights,
+            "expressions": expressions,
+            "cameras": cameras,
+        }
         self.gallery_camera = gallery_camera
         self.input_size = input_size
         self.in_chans = in_chans
@@ -147,13 +152,19 @@ class KFaceDataModule(pl.LightningDataModule):
                 f"data=kface data.root={self.root} lists them all):\n  {listing}"
             )
         if not index.records:
-            raise KFaceFormatError(f"{index.tree}: no <person>/<session>/<light>/<expression>/<camera>.jpg found")
+            raise KFaceFormatError(
+                f"{index.tree}: no <person>/<session>/<light>/<expression>/<camera>.jpg found"
+            )
         return select(index.records, **self.filters)
 
     def sample_table(self) -> SampleTable:
         """The selected images for the CV layer: ids are paths, groups are ``group_key`` values."""
         records = self.selected()
-        labels = None if self.stratify_key is None else [str(getattr(r, self.stratify_key)) for r in records]
+        labels = (
+            None
+            if self.stratify_key is None
+            else [str(getattr(r, self.stratify_key)) for r in records]
+        )
         return SampleTable(
             ids=[r.path for r in records],
             groups=[str(getattr(r, self.group_key)) for r in records],
@@ -165,22 +176,32 @@ class KFaceDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         by_path = {r.path: r for r in self.selected()}
-        parts = self.split if self.split is not None else {"train": [], "val": [], "test": list(by_path)}
+        parts = (
+            self.split
+            if self.split is not None
+            else {"train": [], "val": [], "test": list(by_path)}
+        )
         unknown = [i for ids in parts.values() for i in ids if i not in by_path]
         if unknown:
-            raise KeyError(f"the split names {len(unknown)} images not in the selection, e.g. {unknown[:3]}")
+            raise KeyError(
+                f"the split names {len(unknown)} images not in the selection, e.g. {unknown[:3]}"
+            )
         train = [by_path[i] for i in parts.get("train", [])]
         people = sorted({r.person for r in train})
         self.num_classes = len(people)
         if train:
             label_of = {p: k for k, p in enumerate(people)}
-            self.datasets["train"] = self._dataset(train, [label_of[r.person] for r in train], self.augment)
+            self.datasets["train"] = self._dataset(
+                train, [label_of[r.person] for r in train], self.augment
+            )
         for stage_name in ("val", "test"):
             records = [by_path[i] for i in parts.get(stage_name, [])]
             if records:
                 self.datasets[stage_name] = self._evaluation_set(records)
 
-    def _dataset(self, records: list[KFaceRecord], labels: list[int], train: bool, gallery=None) -> KFaceDataset:
+    def _dataset(
+        self, records: list[KFaceRecord], labels: list[int], train: bool, gallery=None
+    ) -> KFaceDataset:
         return KFaceDataset(
             self.tree,
             records,
@@ -197,7 +218,8 @@ class KFaceDataModule(pl.LightningDataModule):
         people = sorted({r.person for r in records})
         label_of = {p: k for k, p in enumerate(people)}
         gallery = [
-            (r.session, r.light, r.expression, r.camera) == ("S001", "L1", "E01", self.gallery_camera)
+            (r.session, r.light, r.expression, r.camera)
+            == ("S001", "L1", "E01", self.gallery_camera)
             for r in records
         ]
         having = Counter(r.person for r, g in zip(records, gallery, strict=True) if g)
@@ -236,7 +258,11 @@ class KFaceDataModule(pl.LightningDataModule):
         return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val", self.eval_batch_size, shuffle=False) if "val" in self.datasets else []
+        return (
+            self._loader("val", self.eval_batch_size, shuffle=False)
+            if "val" in self.datasets
+            else []
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
@@ -254,5 +280,7 @@ class KFaceDataModule(pl.LightningDataModule):
         }
         for facet in ("session", "light", "expression", "camera"):
             tally = Counter(getattr(r, facet) for r in records)
-            counts[f"images per {facet}"] = dict(sorted(tally.items(), key=lambda kv: (len(kv[0]), kv[0])))
+            counts[f"images per {facet}"] = dict(
+                sorted(tally.items(), key=lambda kv: (len(kv[0]), kv[0]))
+            )
         return DatasetReport("K-Face", str(index.tree), counts, list(index.problems))

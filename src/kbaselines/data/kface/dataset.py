@@ -20,13 +20,18 @@ from kbaselines.data.kface.reader import KFaceRecord
 __all__ = ["KFaceDataset", "crop_face", "make_transform"]
 
 
-def crop_face(image: Image.Image, box: tuple[int, int, int, int] | None, margin: float) -> Image.Image:
+def crop_face(
+    image: Image.Image, box: tuple[int, int, int, int] | None, margin: float
+) -> Image.Image:
     """The face box enlarged by ``margin`` (a fraction of its size), clipped to the image."""
     if box is None:
         return image
     x, y, w, h = box
     left, top = max(0, round(x - margin * w)), max(0, round(y - margin * h))
-    right, bottom = min(image.width, round(x + w + margin * w)), min(image.height, round(y + h + margin * h))
+    right, bottom = (
+        min(image.width, round(x + w + margin * w)),
+        min(image.height, round(y + h + margin * h)),
+    )
     if right <= left or bottom <= top:
         return image
     return image.crop((left, top, right, bottom))
@@ -97,11 +102,17 @@ class KFaceDataset(Dataset):
             with Image.open(path) as file:
                 image = crop_face(file.convert(self.mode), record.box, self.crop_margin)
         except OSError as error:
-            raise OSError(f"{path}: cannot read the image ({error}); check or remove the file") from error
+            raise OSError(
+                f"{path}: cannot read the image ({error}); check or remove the file"
+            ) from error
         pixels = self.transform(image=np.asarray(image))["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255)
         tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
-        item: dict[str, torch.Tensor | int | bool] = {"image": tensor, "label": self.labels[index], "index": index}
+        item: dict[str, torch.Tensor | int | bool] = {
+            "image": tensor,
+            "label": self.labels[index],
+            "index": index,
+        }
         if self.gallery is not None:
             item["gallery"] = self.gallery[index]
         return item

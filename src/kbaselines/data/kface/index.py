@@ -62,7 +62,9 @@ def _cache_file(tree: Path, cache_dir: Path) -> Path:
 def _save(path: Path, index: KFaceIndex, fingerprint: str) -> None:
     records = index.records
     arrays = {name: np.array([getattr(r, name) for r in records], dtype=str) for name in FIELDS}
-    arrays["box"] = np.array([r.box or (-1, -1, -1, -1) for r in records], dtype=np.int64).reshape(-1, 4)
+    arrays["box"] = np.array([r.box or (-1, -1, -1, -1) for r in records], dtype=np.int64).reshape(
+        -1, 4
+    )
     arrays["problem_file"] = np.array([p.file for p in index.problems], dtype=str)
     arrays["problem_reason"] = np.array([p.reason for p in index.problems], dtype=str)
     arrays["meta"] = np.array([fingerprint, str(INDEX_VERSION), str(index.tree.resolve())])
@@ -79,12 +81,19 @@ def _load(path: Path, tree: Path, fingerprint: str) -> KFaceIndex | None:
                 return None
             columns = {name: data[name].tolist() for name in FIELDS}
             boxes = data["box"].tolist()
-            problems = [Problem(f, r) for f, r in zip(data["problem_file"].tolist(), data["problem_reason"].tolist(), strict=True)]
+            problems = [
+                Problem(f, r)
+                for f, r in zip(
+                    data["problem_file"].tolist(), data["problem_reason"].tolist(), strict=True
+                )
+            ]
     except (OSError, KeyError, ValueError) as error:
         log.warning("Ignoring the unreadable index cache %s (%s); rebuilding it", path, error)
         return None
     records = [
-        KFaceRecord(**{name: columns[name][i] for name in FIELDS}, box=None if box[2] < 0 else tuple(box))
+        KFaceRecord(
+            **{name: columns[name][i] for name in FIELDS}, box=None if box[2] < 0 else tuple(box)
+        )
         for i, box in enumerate(boxes)
     ]
     return KFaceIndex(tree, records, problems)

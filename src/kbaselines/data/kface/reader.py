@@ -78,7 +78,9 @@ def resolve_tree(root: str | Path | None, resolution: str = "High") -> Path:
     if not present:
         return root
     if resolution not in present:
-        raise FileNotFoundError(f"{root} has the resolutions {present}, not data.resolution={resolution}")
+        raise FileNotFoundError(
+            f"{root} has the resolutions {present}, not data.resolution={resolution}"
+        )
     return root / resolution
 
 
@@ -90,7 +92,9 @@ def parse_image_path(relative: str) -> dict[str, str]:
     """
     parts = relative.split("/")
     if len(parts) != 5 or not parts[-1].lower().endswith(".jpg"):
-        raise KFaceFormatError(f"{relative}: expected <person>/<session>/<light>/<expression>/<camera>.jpg")
+        raise KFaceFormatError(
+            f"{relative}: expected <person>/<session>/<light>/<expression>/<camera>.jpg"
+        )
     values = dict(zip(("person", "session", "light", "expression"), parts[:4], strict=True))
     values["camera"] = parts[4][: -len(".jpg")]
     for facet, value in values.items():
@@ -134,7 +138,9 @@ def _walk_images(tree: Path) -> Iterator[str]:
                     yield Path(entry.path).relative_to(tree).as_posix()
 
 
-def scan_tree(tree: Path, progress: object | None = None) -> tuple[list[KFaceRecord], list[Problem]]:
+def scan_tree(
+    tree: Path, progress: object | None = None
+) -> tuple[list[KFaceRecord], list[Problem]]:
     """Every image record of the tree, and the problems found (malformed names or boxes).
 
     Args:

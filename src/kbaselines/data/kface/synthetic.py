@@ -69,10 +69,18 @@ class Identity:
 
 def _identity(rng: np.random.Generator) -> Identity:
     tone = rng.uniform(0.55, 0.95)
-    skin = tuple(int(c) for c in np.clip(np.array([235, 190, 160]) * tone + rng.normal(0, 8, 3), 0, 255))
+    skin = tuple(
+        int(c) for c in np.clip(np.array([235, 190, 160]) * tone + rng.normal(0, 8, 3), 0, 255)
+    )
     hair_level = rng.uniform(10, 150)
-    hair = tuple(int(c) for c in np.clip(hair_level * np.array([1.0, 0.8, 0.6]) + rng.normal(0, 10, 3), 0, 255))
-    moles = tuple((float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.2, 0.7))) for _ in range(rng.integers(0, 4)))
+    hair = tuple(
+        int(c)
+        for c in np.clip(hair_level * np.array([1.0, 0.8, 0.6]) + rng.normal(0, 10, 3), 0, 255)
+    )
+    moles = tuple(
+        (float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.2, 0.7)))
+        for _ in range(rng.integers(0, 4))
+    )
     return Identity(
         skin=skin,
         hair=hair,
@@ -116,7 +124,14 @@ def _light(light: str, size: int) -> np.ndarray:
     return brightness * (1.0 + 1.1 * ramp)
 
 
-def _draw_face(person: Identity, session: str, expression: str, camera: str, size: int, rng: np.random.Generator):
+def _draw_face(
+    person: Identity,
+    session: str,
+    expression: str,
+    camera: str,
+    size: int,
+    rng: np.random.Generator,
+):
     """The face drawn at ``size`` pixels (supersampled); returns the image and the face box."""
     s = size * SUPERSAMPLE
     glasses, sunglasses, hat = SESSIONS[session]
@@ -136,17 +151,42 @@ def _draw_face(person: Identity, session: str, expression: str, camera: str, siz
 
     # hair behind the head, ears, face
     top = cy - fh * (1.0 + person.hairline + 0.12)
-    draw.ellipse([cx - fw * 1.08, top, cx + fw * 1.08, cy + fh * (0.2 + person.side_hair)], fill=person.hair)
+    draw.ellipse(
+        [cx - fw * 1.08, top, cx + fw * 1.08, cy + fh * (0.2 + person.side_hair)], fill=person.hair
+    )
     for side in (-1, 1):
         ex, ey = at(side * 1.0, -0.05)
         r = person.ear * scale * (1 - 0.5 * max(0.0, side * yaw))
         draw.ellipse([ex - r * 0.6, ey - r, ex + r * 0.6, ey + r], fill=person.skin)
     chin = fh * (1 - 0.25 * person.jaw)
     draw.ellipse([cx - fw, cy - fh, cx + fw, cy + chin], fill=person.skin)
-    draw.rectangle([cx - fw * (0.75 + 0.2 * person.jaw), cy, cx + fw * (0.75 + 0.2 * person.jaw), cy + chin * 0.7], fill=person.skin)
-    draw.chord([cx - fw * (0.75 + 0.2 * person.jaw), cy + chin * 0.2, cx + fw * (0.75 + 0.2 * person.jaw), cy + fh * 1.05], 0, 180, fill=person.skin)
+    draw.rectangle(
+        [
+            cx - fw * (0.75 + 0.2 * person.jaw),
+            cy,
+            cx + fw * (0.75 + 0.2 * person.jaw),
+            cy + chin * 0.7,
+        ],
+        fill=person.skin,
+    )
+    draw.chord(
+        [
+            cx - fw * (0.75 + 0.2 * person.jaw),
+            cy + chin * 0.2,
+            cx + fw * (0.75 + 0.2 * person.jaw),
+            cy + fh * 1.05,
+        ],
+        0,
+        180,
+        fill=person.skin,
+    )
     # hairline and fringe
-    draw.chord([cx - fw * 1.02, top, cx + fw * 1.02, cy - fh * (0.55 - person.hairline)], 180, 360, fill=person.hair)
+    draw.chord(
+        [cx - fw * 1.02, top, cx + fw * 1.02, cy - fh * (0.55 - person.hairline)],
+        180,
+        360,
+        fill=person.hair,
+    )
     if person.fringe:
         draw.polygon([at(-0.9, -0.75), at(0.3, -0.75), at(-0.7, -0.35)], fill=person.hair)
     # freckles and moles: a person's marks, at fixed face positions
@@ -167,18 +207,34 @@ def _draw_face(person: Identity, session: str, expression: str, camera: str, siz
         shrink = 1 - 0.45 * max(0.0, -side * yaw)  # the far eye looks narrower
         rx, ry = eye_r * shrink, eye_r * 0.6 * open_eye
         draw.ellipse([ex - rx, ey - ry, ex + rx, ey + ry], fill=(245, 245, 240))
-        draw.ellipse([ex - ry * 0.9, ey - ry * 0.9, ex + ry * 0.9, ey + ry * 0.9], fill=(40, 30, 25))
+        draw.ellipse(
+            [ex - ry * 0.9, ey - ry * 0.9, ex + ry * 0.9, ey + ry * 0.9], fill=(40, 30, 25)
+        )
         by = ey - eye_r * 1.5 - brow_lift * fh
         tilt = side * person.brow_tilt * eye_r
-        draw.line([ex - rx * 1.2, by + tilt, ex + rx * 1.2, by - tilt], fill=person.hair, width=person.brow_w * SUPERSAMPLE)
+        draw.line(
+            [ex - rx * 1.2, by + tilt, ex + rx * 1.2, by - tilt],
+            fill=person.hair,
+            width=person.brow_w * SUPERSAMPLE,
+        )
         if glasses:
             r = eye_r * 1.7
-            draw.ellipse([ex - r * shrink, ey - r * 0.8, ex + r * shrink, ey + r * 0.8], outline=(30, 30, 30), width=2 * SUPERSAMPLE)
+            draw.ellipse(
+                [ex - r * shrink, ey - r * 0.8, ex + r * shrink, ey + r * 0.8],
+                outline=(30, 30, 30),
+                width=2 * SUPERSAMPLE,
+            )
         if sunglasses:
             r = eye_r * 1.6
-            draw.ellipse([ex - r * shrink, ey - r * 0.75, ex + r * shrink, ey + r * 0.75], fill=(15, 15, 20))
+            draw.ellipse(
+                [ex - r * shrink, ey - r * 0.75, ex + r * shrink, ey + r * 0.75], fill=(15, 15, 20)
+            )
     if glasses or sunglasses:
-        draw.line([at(-0.12, person.eye_y), at(0.12, person.eye_y)], fill=(30, 30, 30), width=2 * SUPERSAMPLE)
+        draw.line(
+            [at(-0.12, person.eye_y), at(0.12, person.eye_y)],
+            fill=(30, 30, 30),
+            width=2 * SUPERSAMPLE,
+        )
     # nose
     nx, ny = at(0.0, person.eye_y + 0.1)
     tip_x, tip_y = at(0.0 + yaw * 0.25, person.eye_y + 0.1 + person.nose_len / person.face_h)
@@ -191,21 +247,43 @@ def _draw_face(person: Identity, session: str, expression: str, camera: str, siz
     half = person.mouth_w * scale / 2 * math.cos(yaw * 0.5)
     lip_colour = (150, 60, 60)
     if expression == "E03":
-        draw.ellipse([mx - half * 0.5, my - half * 0.35, mx + half * 0.5, my + half * 0.45], fill=(70, 20, 20))
+        draw.ellipse(
+            [mx - half * 0.5, my - half * 0.35, mx + half * 0.5, my + half * 0.45],
+            fill=(70, 20, 20),
+        )
     elif expression == "E02":
-        draw.arc([mx - half, my - half * 0.6, mx + half, my + half * 0.5], 15, 165, fill=lip_colour, width=person.lip * SUPERSAMPLE)
+        draw.arc(
+            [mx - half, my - half * 0.6, mx + half, my + half * 0.5],
+            15,
+            165,
+            fill=lip_colour,
+            width=person.lip * SUPERSAMPLE,
+        )
     else:
         draw.line([mx - half, my, mx + half, my], fill=lip_colour, width=person.lip * SUPERSAMPLE)
     if hat:
         brim = cy - fh * (0.55 - person.hairline * 0.3)
         draw.rectangle([cx - fw * 1.25, brim - fh * 0.12, cx + fw * 1.25, brim], fill=(40, 70, 120))
-        draw.chord([cx - fw * 1.05, top - fh * 0.25, cx + fw * 1.05, brim + fh * 0.5], 180, 360, fill=(40, 70, 120))
+        draw.chord(
+            [cx - fw * 1.05, top - fh * 0.25, cx + fw * 1.05, brim + fh * 0.5],
+            180,
+            360,
+            fill=(40, 70, 120),
+        )
     box = (cx - fw * 1.1, top, fw * 2.2, cy + fh * 1.05 - top)
     image = image.resize((size, size), Image.Resampling.LANCZOS)
     return image, tuple(v / SUPERSAMPLE for v in box)
 
 
-def _render(person: Identity, session: str, light: str, expression: str, camera: str, size: int, rng: np.random.Generator):
+def _render(
+    person: Identity,
+    session: str,
+    light: str,
+    expression: str,
+    camera: str,
+    size: int,
+    rng: np.random.Generator,
+):
     image, box = _draw_face(person, session, expression, camera, size, rng)
     pixels = np.asarray(image, dtype=np.float32) * _light(light, size)[..., None]
     pixels += rng.normal(0, 5, pixels.shape)
@@ -244,8 +322,12 @@ def generate_kface(
     }
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    combos = [(s, li, e, c) for s in sessions for li in lights for e in expressions for c in cameras]
-    with tqdm(total=num_people * len(combos), desc=f"Generating {root}", unit=" images", mininterval=1.0) as bar:
+    combos = [
+        (s, li, e, c) for s in sessions for li in lights for e in expressions for c in cameras
+    ]
+    with tqdm(
+        total=num_people * len(combos), desc=f"Generating {root}", unit=" images", mininterval=1.0
+    ) as bar:
         for index in range(num_people):
             person_id = f"{19062000 + index:08d}"
             person = _identity(np.random.default_rng([seed, index]))
@@ -268,7 +350,14 @@ def ensure_synthetic_kface(root: str | Path, **arguments) -> Path:
     """Generate the tree unless ``root`` already holds one made with the same arguments."""
     root = Path(root)
     marker = root / MARKER
-    wanted = json.loads(json.dumps({k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in arguments.items()}))
+    wanted = json.loads(
+        json.dumps(
+            {
+                k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+                for k, v in arguments.items()
+            }
+        )
+    )
     if marker.exists():
         made = json.loads(marker.read_text())
         if all(made.get(k) == v for k, v in wanted.items()):
@@ -277,13 +366,19 @@ def ensure_synthetic_kface(root: str | Path, **arguments) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--num-people", type=int, default=100)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(generate_kface(args.root, num_people=args.num_people, image_size=args.image_size, seed=args.seed))
+    print(
+        generate_kface(
+            args.root, num_people=args.num_people, image_size=args.image_size, seed=args.seed
+        )
+    )
 
 
 if __name__ == "__main__":
