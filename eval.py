@@ -6,6 +6,7 @@ python eval.py +experiment=kface_lightcnn9 ckpt_path=<run>/fold_0/checkpoints/be
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
@@ -13,6 +14,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
+from kbaselines.cluster.run_name import pin_run_name
 from kbaselines.evaluate import evaluate_checkpoint
 
 
@@ -23,4 +25,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # the same output folder for every DDP rank of this start
+    sys.argv = pin_run_name(sys.argv, prefix="eval_")
     main()

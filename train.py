@@ -8,6 +8,7 @@ python train.py -m +experiment=kface_lightcnn9 run_name=r1 cv.fold=0,1,2,3,4   #
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
@@ -15,16 +16,24 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
+from kbaselines.cluster.requeue import PREEMPTED_EXIT_CODE, Preempted
+from kbaselines.cluster.run_name import pin_run_name
 from kbaselines.cv.loop import run_cross_validation
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Run the folds this process owns; return the mean test ROC AUC for sweepers (when known)."""
-    summary = run_cross_validation(cfg)
-    metric = summary.get("metrics", {}).get("test/roc_auc")
+    """Run the folds this process owns; return the mean of ``optimized_metric`` (when known)."""
+    try:
+        summary = run_cross_validation(cfg)
+    except Preempted as stop:
+        print(f"Preempted: {stop}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)
+    metric = summary.get("metrics", {}).get(cfg.get("optimized_metric"))
     return None if metric is None else metric["mean"]
 
 
 if __name__ == "__main__":
+    # the same run folder for every DDP rank, fold job and requeued job of this start
+    sys.argv = pin_run_name(sys.argv)
     main()

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from kbaselines.reports.notebook import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -85,15 +86,7 @@ CELLS = [
 
 
 def main() -> Path:
-    notebook = new_notebook(cells=CELLS)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = Path(__file__).with_name("kface.ipynb")
-    nbformat.write(notebook, path)
-    return path
+    return write_notebook(CELLS, Path(__file__).with_name("kface.ipynb"))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""Check a dataset before training: counts, and every problem with its file and reason.
+"""Check a dataset before training on it: counts, and every problem with its file and reason.
 
     python scripts/check_dataset.py data=kface data.root=/data/kface [report_path=report.json]
+    python scripts/check_dataset.py data=kface data.root=/data/kface data.cameras=all
 
-Writes ``dataset_report.json`` (``report_path``) and exits with 1 when there are problems.
+Builds (or loads) the dataset's index, generating the synthetic twin first when the data config
+asks for it, prints the counts and every problem as ``file: reason``, writes the report as JSON
+(``report_path``, default ``dataset_report.json`` in the current folder) and exits with 1 when
+there are problems. An empty selection (``data.sessions`` ... select nothing) is a problem too.
+Nothing else is written: no Hydra run folder, no log file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from omegaconf import DictConfig
 
 from kbaselines.data.report import DatasetReport
 
+__all__ = ["check", "main"]
+
 
 def check(cfg: DictConfig) -> DatasetReport:
     """Index the configured dataset (generating a synthetic one if configured) and report on it."""
@@ -28,6 +35,7 @@ def check(cfg: DictConfig) -> DatasetReport:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="check_dataset")
 def main(cfg: DictConfig) -> None:
+    """Print the report, write it as JSON, exit with 1 when the dataset has problems."""
     report = check(cfg)
     print(report.render())
     path = report.to_json(Path(cfg.report_path))

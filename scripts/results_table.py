@@ -17,10 +17,19 @@ from pathlib import Path
 import yaml
 
 
+# overrides that say where a run wrote or how it showed progress, not what it computed
+PRESENTATION_ONLY = (
+    "cv.fold=",
+    "paths.",
+    "callbacks.progress_bar=",
+    "callbacks.model_summary=",
+)
+
+
 def _command(run_dir: Path) -> str:
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
-    overrides = [o for o in overrides if not o.startswith("cv.fold=")]
+    overrides = [o for o in overrides if not o.startswith(PRESENTATION_ONLY)]
     return "python train.py " + " ".join(overrides)
 
 
@@ -39,7 +48,8 @@ def row(run_dir: Path) -> str:
     stats = summary["metrics"][key]
     mean = offset + scale * stats["mean"]
     spread = "" if stats["std"] is None else f" ± {abs(scale) * stats['std']:.2f}"
-    ours = f"{mean:.2f}{spread} ({_data_name(config)}, {summary['num_folds']} folds)"
+    k = summary["num_folds"]
+    ours = f"{mean:.2f}{spread} ({_data_name(config)}, {k} fold{'s' if k != 1 else ''})"
     cells = [
         config.get("experiment_name", run_dir.parent.name),
         reference.get("metric", key),

@@ -14,6 +14,37 @@ from kbaselines.config import PROJECT_ROOT, compose_config
 QUICK_EXPERIMENT = "+experiment=kface_lightcnn9_synthetic"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for tests of tiny tensors: OpenMP threads spin on a busy CPU (a training
+    subprocess beside the tests) and turn milliseconds into seconds; restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_kface_run(data: Path) -> list[str]:
+    """Overrides of a K-Face run of seconds in ``data``: 16 people, 16 px, one epoch of 3 batches."""
+    return [
+        QUICK_EXPERIMENT,
+        f"data.root={data}/kface_tiny",
+        f"paths.cache_dir={data}/cache",
+        "data.synthetic.num_people=16",
+        "data.synthetic.sessions=[S001,S002]",
+        "data.synthetic.lights=[L1]",
+        "data.input_size=16",
+        "data.batch_size=16",
+        "cv.val_fraction=0.25",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "callbacks.progress_bar=null",
+        "callbacks.model_summary=null",
+    ]
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the synthetic K-Face tree of ``data=kface_synthetic``, made once."""
@@ -49,3 +80,48 @@ def _run_entry_point(
 def run_entry_point():
     """``run_entry_point("train.py", "+experiment=...", ...)``: an entry point in a real subprocess."""
     return _run_entry_point
+
+
+def _execute_notebook(name: str, **env: str) -> int:
+    """Run ``notebooks/<name>`` top to bottom with ``env`` set; return how many images it drew.
+
+    The notebooks read the run and the data settings from environment variables, as a user opening
+    one in Jupyter sets them.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(PROJECT_ROOT / "notebooks" / name, as_version=4)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(PROJECT_ROOT)}},
+        ).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+
+
+@pytest.fixture(scope="session")
+def execute_notebook():
+    """``execute_notebook("kface.ipynb", KFACE_RUN=...)``: run a notebook, get its image count."""
+    return _execute_notebook
+
+
+@pytest.fixture(scope="session")
+def tiny_kface_run():
+    """``tiny_kface_run(folder)``: the overrides of a K-Face run of seconds with its data there."""
+    return _tiny_kface_run

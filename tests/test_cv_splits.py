@@ -88,3 +88,61 @@ def test_too_few_groups_is_a_clear_error() -> None:
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match=r"cv\.scheme"):
         make_splits(_table(), scheme="bootstrap")
+
+
+def _with_domains(table: SampleTable, shared_groups: int = 0) -> SampleTable:
+    """Three scanners by group; the first ``shared_groups`` groups are scanned by two of them."""
+    domains = []
+    for sample_id, group in zip(table.ids, table.groups, strict=True):
+        number = int(group[1:])
+        scanner = number % 3
+        if number < shared_groups and sample_id.endswith("img0"):
+            scanner = (scanner + 1) % 3  # one scan of this item on another scanner
+        domains.append(f"scanner{scanner}")
+    return SampleTable(table.ids, table.groups, table.labels, domains)
+
+
+@pytest.mark.parametrize("shared_groups", [0, 6])
+def test_leave_one_group_out_tests_each_domain_once(shared_groups: int) -> None:
+    table = _with_domains(_table(labelled=True), shared_groups)
+    splits = make_splits(table, scheme="leave_one_group_out", num_folds=None, val_fraction=0.2)
+    check_no_leakage(splits, table)
+    domain_of = dict(zip(table.ids, table.domains, strict=True))
+    assert splits.num_folds == 3
+    for fold, scanner in zip(splits.folds, ["scanner0", "scanner1", "scanner2"], strict=True):
+        assert {domain_of[i] for i in fold.test} == {scanner}
+        assert scanner not in {domain_of[i] for i in fold.train + fold.val}
+        # items also scanned on the tested scanner stay out of training (no group in two parts)
+        assert not _groups(table, fold.test) & _groups(table, fold.train + fold.val)
+
+
+def test_leave_one_group_out_needs_domains_and_a_matching_k() -> None:
+    with pytest.raises(ValueError, match=r"data\.domain_key"):
+        make_splits(_table(), scheme="leave_one_group_out", num_folds=None)
+    with pytest.raises(ValueError, match="one fold per domain"):
+        make_splits(_with_domains(_table()), scheme="leave_one_group_out", num_folds=5)
+
+
+def test_repeated_holdout_fixed_training_half_and_random_tests() -> None:
+    table = _table(num_groups=100)
+    splits = make_splits(
+        table, scheme="repeated_holdout", num_folds=5, seed=1, train_fraction=0.5, test_size=0.1
+    )
+    check_no_leakage(splits, table)
+    groups = len(set(table.groups))
+    train_groups = _groups(table, splits.folds[0].train)
+    assert abs(len(train_groups) - groups / 2) <= 1
+    tests = [frozenset(_groups(table, fold.test)) for fold in splits.folds]
+    for fold, test in zip(splits.folds, tests, strict=True):
+        assert _groups(table, fold.train) == train_groups  # the same training half every time
+        assert abs(len(test) - 0.1 * groups) <= 1 and not test & train_groups
+    assert len(set(tests)) == 5, "five different random test sets"
+
+
+def test_holdout_is_one_group_aware_cut() -> None:
+    table = _table(num_groups=50)
+    splits = make_splits(table, scheme="holdout", num_folds=1, test_size=0.2)
+    check_no_leakage(splits, table)
+    (fold,) = splits.folds
+    assert abs(len(_groups(table, fold.test)) - 10) <= 1
+    assert sorted(fold.train + fold.test) == table.ids

@@ -15,8 +15,14 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.utilities import rank_zero_only
 
+from kbaselines.cluster.fold_plan import FoldPlan, shared_plan
+from kbaselines.cluster.resume import resume_checkpoint
 from kbaselines.cv.run_folder import freeze_config
 from kbaselines.cv.splits import (
     Fold,
@@ -47,15 +53,26 @@ def run_cross_validation(cfg: DictConfig) -> dict[str, Any]:
     log.info(
         "Splits: %d folds over %d samples, written to %s", splits.num_folds, len(table.ids), run_dir
     )
+    indices = list(fold_indices(splits, cfg.cv.fold))
+    plan = shared_plan(run_dir, lambda: _fold_plan(run_dir, indices))
     metrics: dict[str, Any] = {}
-    for index in fold_indices(splits, cfg.cv.fold):
-        metrics[f"fold_{index}"] = run_fold(cfg, splits, splits.folds[index], run_dir)
+    for index in indices:
+        fold = splits.folds[index]
+        metrics[f"fold_{index}"] = run_fold(cfg, splits, fold, run_dir, plan[str(index)])
+    if rank_zero_only.rank != 0:  # DDP: the summary is rank 0's
+        return metrics
     try:
         summary = summarize_run(run_dir)
     except IncompleteRunError as error:
         log.info("%s", error)
         return metrics
-    log.info("Summary:\n%s", (run_dir / "cv_summary.md").read_text())
+    plots = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*.png"))
+    log.info(
+        "Summary of %s:\n%s\nWritten: cv_summary.json, cv_summary.md; plots: %s",
+        run_dir,
+        (run_dir / "cv_summary.md").read_text(),
+        ", ".join(plots),
+    )
     return summary
 
 
@@ -67,6 +84,8 @@ def _load_or_make_splits(path: Path, table: Any, cv: DictConfig) -> Splits:
         seed=cv.seed,
         val_fraction=cv.val_fraction,
         test_fraction=cv.test_fraction,
+        train_fraction=cv.get("train_fraction", 0.5),
+        test_size=cv.get("test_size", 0.1),
     )
     if path.exists() and load_splits(path) != splits:
         raise RuntimeError(
@@ -75,6 +94,17 @@ def _load_or_make_splits(path: Path, table: Any, cv: DictConfig) -> Splits:
         )
     splits.to_json(path)
     return splits
+
+
+def _fold_plan(run_dir: Path, indices: list[int]) -> FoldPlan:
+    """For each fold: finished already (``metrics.json``), or the checkpoint to resume from."""
+    plan: FoldPlan = {}
+    for index in indices:
+        fold_dir = run_dir / f"{FOLD_PREFIX}{index}"
+        done = (fold_dir / "metrics.json").exists()
+        resume = None if done else resume_checkpoint(fold_dir)
+        plan[str(index)] = {"done": done, "resume": None if resume is None else str(resume)}
+    return plan
 
 
 def _fold_config(cfg: DictConfig, fold: Fold, fold_dir: Path) -> DictConfig:
@@ -99,22 +129,59 @@ def build_task(model_cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """The Trainer with the configured callbacks and loggers (both may be empty)."""
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    """The Trainer with the configured callbacks and loggers (both may be empty).
+
+    An entry without ``_target_`` is only a set of overrides for a callback that this config does
+    not have (an experiment tuning ``model_checkpoint`` composed into ``eval.yaml``, which has no
+    callbacks group): there is nothing to build.
+    """
+    callbacks = [
+        hydra.utils.instantiate(c)
+        for c in (cfg.get("callbacks") or {}).values()
+        if c and "_target_" in c
+    ]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    return hydra.utils.instantiate(
+    trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
         default_root_dir=cfg.paths.fold_dir,
     )
+    _refuse_local_ddp_in_multirun(trainer)
+    return trainer
 
 
-def run_fold(cfg: DictConfig, splits: Splits, fold: Fold, run_dir: Path) -> dict[str, float]:
-    """Fit and test one fold in ``fold_<k>/``; a finished fold is read back, not trained again."""
+def _refuse_local_ddp_in_multirun(trainer: pl.Trainer) -> None:
+    """Lightning's local DDP re-runs ``sys.argv`` per rank: under ``-m`` each rank would sweep."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    if isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher):
+        raise RuntimeError(
+            "local DDP (a trainer with several devices started by Lightning) cannot run under "
+            "-m/--multirun: Lightning re-runs the command line in every rank, so each rank would "
+            "start the whole sweep. Run the folds one command at a time (cv.fold=<k>, or "
+            "cv.fold=null for the loop), or on SLURM with hydra/launcher=slurm trainer=slurm, "
+            "where SLURM starts one task per GPU"
+        )
+
+
+def run_fold(
+    cfg: DictConfig,
+    splits: Splits,
+    fold: Fold,
+    run_dir: Path,
+    plan: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Fit and test one fold in ``fold_<k>/``; a finished fold is read back, not trained again.
+
+    ``plan`` (rank 0's decision, the same on every rank) says whether the fold is finished and
+    which checkpoint it resumes from; without it, the fold folder is looked at here.
+    """
     fold_dir = run_dir / f"{FOLD_PREFIX}{fold.index}"
     done = fold_dir / "metrics.json"
-    if done.exists():
+    if plan is None:
+        plan = _fold_plan(run_dir, [fold.index])[str(fold.index)]
+    if plan["done"]:
         log.info("Fold %d finished earlier (%s): skipped", fold.index, done)
         return OmegaConf.to_container(OmegaConf.load(done))  # type: ignore[return-value]
     fold_cfg = _fold_config(cfg, fold, fold_dir)
@@ -123,10 +190,10 @@ def run_fold(cfg: DictConfig, splits: Splits, fold: Fold, run_dir: Path) -> dict
     datamodule.setup("fit")
     task = build_task(fold_cfg.model, datamodule)
     trainer = build_trainer(fold_cfg)
-    last = fold_dir / "checkpoints" / "last.ckpt"
-    if last.exists():
-        log.info("Fold %d: resuming from %s", fold.index, last)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+    resume = plan["resume"]
+    if resume is not None:
+        log.info("Fold %d: resuming from %s", fold.index, resume)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     metrics = evaluate(trainer, task, datamodule, fold_dir, best=bool(fold.val))
     if splits.heldout:
         heldout = hydra.utils.instantiate(
@@ -149,10 +216,15 @@ def evaluate(
 ) -> dict[str, float]:
     """Test the best (or last) checkpoint; write predictions and a ROC plot; return the metrics.
 
-    Metrics are renamed from ``test/...`` to ``<stage>/...`` so that a held-out set keeps its own keys.
+    A task may write files of its own (detections as COCO JSON, plots) in a method
+    ``write_test_outputs(out_dir, stage)``, called on the global rank 0 after the test. Its
+    ``test_predictions`` rows are written as ``predictions_<stage>.csv``; rows with ``score`` and
+    ``target`` columns also give a ROC curve. Metrics are renamed from ``test/...`` to ``<stage>/...`` so that a held-out set keeps its own keys.
     """
     results = trainer.test(task, datamodule=datamodule, ckpt_path="best" if best else None)
     metrics = {key.replace("test/", f"{stage}/", 1): float(v) for key, v in results[0].items()}
+    if trainer.is_global_zero and hasattr(task, "write_test_outputs"):
+        task.write_test_outputs(out_dir, stage)
     rows = getattr(task, "test_predictions", None)
     if rows and trainer.is_global_zero:
         write_predictions(out_dir / f"predictions_{stage}.csv", rows)

@@ -28,7 +28,9 @@ __all__ = [
     "make_splits",
 ]
 
-SCHEMES = ("kfold",)
+SCHEMES = ("kfold", "repeated_holdout", "leave_one_group_out", "holdout")
+# schemes whose test parts cover every sample exactly once
+COVERING_SCHEMES = ("kfold", "leave_one_group_out")
 
 
 class LeakageError(RuntimeError):
@@ -116,45 +118,123 @@ def _take_fraction(
 def make_splits(
     table: SampleTable,
     scheme: str = "kfold",
-    num_folds: int = 5,
+    num_folds: int | None = 5,
     seed: int = 0,
     val_fraction: float = 0.0,
     test_fraction: float = 0.0,
+    train_fraction: float = 0.5,
+    test_size: float = 0.1,
 ) -> Splits:
     """Compute the folds of a run.
 
-    The held-out test part (``test_fraction`` of the groups) is split off first; the rest is cut into
-    ``num_folds`` group-aware folds (stratified when the table has labels); from each fold's
-    training part, ``val_fraction`` of its groups become the inner validation part.
+    The held-out test part (``test_fraction`` of the groups) is split off first; the rest (the
+    pool) is cut into folds by the scheme; from each fold's training part, ``val_fraction`` of its
+    groups become the inner validation part. Every cut is group-aware, and stratified when the
+    table has labels.
+
+    Schemes:
+        ``kfold``: ``num_folds`` folds; each test part is one fold of the pool.
+        ``repeated_holdout``: the pose guideline's. A fixed training part of ``train_fraction`` of
+            the groups; ``num_folds`` repetitions, each testing a random ``test_size`` (a share of
+            all groups) of the other part.
+        ``leave_one_group_out``: one fold per domain (``table.domains``, sorted): fold k tests the
+            k-th domain and trains on the others. Samples of other domains whose group also
+            appears in the tested domain are left out of that fold's training, so no group leaks.
+        ``holdout``: one fold testing ``test_size`` of the groups (unsupervised tasks, quick tries).
 
     Args:
         table: the samples, sorted by id.
-        scheme: ``kfold`` (the schemes the other datasets need come with them).
-        num_folds: number of folds k (at least 2).
-        seed: fixes the assignment of groups to folds.
+        scheme: one of :data:`SCHEMES`.
+        num_folds: k, the repetitions, or ``None`` (``leave_one_group_out``: the number of
+            domains; ``holdout``: 1).
+        seed: fixes the assignment of groups to parts.
         val_fraction: share of each fold's training groups kept for validation.
         test_fraction: share of all groups held out from every fold and scored by every fold's model.
+        train_fraction: ``repeated_holdout``: share of the groups in the fixed training part.
+        test_size: ``repeated_holdout`` and ``holdout``: share of all groups in each test part.
 
     Returns:
         The splits, with sample ids in sorted order inside each part.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"cv.scheme={scheme!r} is not available; choose one of {list(SCHEMES)}")
-    if num_folds < 2:
-        raise ValueError(f"cv.num_folds must be at least 2, got {num_folds}")
     ids = np.asarray(table.ids)
     groups = np.asarray(table.groups)
     labels = None if table.labels is None else np.asarray(table.labels)
-    everything = np.arange(len(ids))
-    pool, heldout = _take_fraction(everything, groups, labels, test_fraction, seed)
-    pool_labels = None if labels is None else labels[pool]
+    pool, heldout = _take_fraction(np.arange(len(ids)), groups, labels, test_fraction, seed)
+    if scheme == "kfold":
+        tests = _kfold_tests(pool, groups, labels, num_folds, seed)
+    elif scheme == "repeated_holdout":
+        tests = _repeated_holdout_tests(
+            pool, groups, labels, num_folds, seed, train_fraction, test_size
+        )
+    elif scheme == "leave_one_group_out":
+        tests = _domain_tests(pool, table.domains, num_folds)
+    else:
+        if num_folds not in (None, 1):
+            raise ValueError(f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}")
+        tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed)[1])]
     folds = []
-    for index, test_part in enumerate(_group_kfold(groups[pool], pool_labels, num_folds, seed)):
-        test = pool[test_part]
-        train = np.setdiff1d(pool, test)
-        train, val = _take_fraction(train, groups, labels, val_fraction, seed + 1 + index)
+    for index, (candidates, test) in enumerate(tests):
+        tested_groups = set(groups[test])
+        train = np.array([p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups])
+        train, val = _take_fraction(train.astype(int), groups, labels, val_fraction, seed + 1 + index)
         folds.append(Fold(index, _sorted(ids[train]), _sorted(ids[val]), _sorted(ids[test])))
-    return Splits(scheme, num_folds, seed, folds, _sorted(ids[heldout]))
+    return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]))
+
+
+Tests = list[tuple[np.ndarray, np.ndarray]]
+"""Per fold: (the positions training may use, the test positions)."""
+
+
+def _kfold_tests(
+    pool: np.ndarray, groups: np.ndarray, labels: np.ndarray | None, k: int | None, seed: int
+) -> Tests:
+    if k is None or k < 2:
+        raise ValueError(f"cv.num_folds must be at least 2 for k-fold, got {k}")
+    pool_labels = None if labels is None else labels[pool]
+    return [(pool, pool[test]) for test in _group_kfold(groups[pool], pool_labels, k, seed)]
+
+
+def _repeated_holdout_tests(
+    pool: np.ndarray,
+    groups: np.ndarray,
+    labels: np.ndarray | None,
+    repetitions: int | None,
+    seed: int,
+    train_fraction: float,
+    test_size: float,
+) -> Tests:
+    if repetitions is None or repetitions < 1:
+        raise ValueError(f"cv.num_folds (repetitions) must be at least 1, got {repetitions}")
+    if not 0 < test_size <= 1 - train_fraction:
+        raise ValueError(
+            f"cv.test_size={test_size} must be in (0, 1 - cv.train_fraction = {1 - train_fraction}]"
+        )
+    rest, train = _take_fraction(pool, groups, labels, train_fraction, seed)
+    share = min(test_size / (1 - train_fraction), 0.99)
+    return [
+        (train, _take_fraction(rest, groups, labels, share, seed + 100 + k)[1])
+        for k in range(repetitions)
+    ]
+
+
+def _domain_tests(pool: np.ndarray, domains: list[str] | None, k: int | None) -> Tests:
+    if domains is None:
+        raise ValueError(
+            "cv.scheme=leave_one_group_out needs a domain for each sample: set data.domain_key "
+            "(for example the X-ray scanner)"
+        )
+    domain = np.asarray(domains)
+    values = sorted(set(domain[pool]))
+    if len(values) < 2:
+        raise ValueError(f"leave_one_group_out needs at least 2 domains, found {values}")
+    if k is not None and k != len(values):
+        raise ValueError(
+            f"cv.num_folds={k}, but leave_one_group_out makes one fold per domain "
+            f"({len(values)}: {values}); set cv.num_folds=null"
+        )
+    return [(pool, pool[domain[pool] == value]) for value in values]
 
 
 def _sorted(values: np.ndarray) -> list[str]:
@@ -189,7 +269,7 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
                     )
         tested.extend(fold.test)
     expected = sorted(set(table.ids) - set(splits.heldout))
-    if sorted(tested) != expected:
+    if splits.scheme in COVERING_SCHEMES and sorted(tested) != expected:
         raise LeakageError(
             "the test folds do not cover every sample exactly once "
             f"({len(tested)} tested, {len(expected)} expected)"

@@ -57,9 +57,11 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _fold_dirs(run_dir: Path) -> list[Path]:
-    dirs = [p for p in run_dir.glob(f"{FOLD_PREFIX}*") if p.is_dir()]
-    return sorted(dirs, key=lambda p: int(p.name.removeprefix(FOLD_PREFIX)))
+def _has_ranking_columns(path: Path) -> bool:
+    """True when a predictions CSV has the ``score`` and ``target`` columns of a binary ranking."""
+    with open(path, newline="") as file:
+        header = next(csv.reader(file), [])
+    return {"score", "target"} <= set(header)
 
 
 def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
     curves = {}
     for k in range(num_folds):
         path = run_dir / f"{FOLD_PREFIX}{k}" / "predictions_test.csv"
-        if path.exists():
+        if path.exists() and _has_ranking_columns(path):
             predictions = read_predictions(path)
             curves[f"fold {k}"] = (predictions["score"], predictions["target"])
     if len(curves) == num_folds:

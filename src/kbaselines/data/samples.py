@@ -2,7 +2,8 @@
 
 Every DataModule exposes its samples as a :class:`SampleTable` so that the CV layer can split any
 dataset the same way, without knowing its format: one id per sample, the group that must stay in
-one fold (person, case, physical item), and an optional label to stratify on.
+one fold (person, case, physical item), an optional label to stratify on, and an optional domain
+(an X-ray scanner make) for schemes that hold out one domain at a time.
 """
 
 from __future__ import annotations
@@ -20,17 +21,22 @@ class SampleTable:
         ids: unique sample ids, sorted (for example a path relative to the dataset root).
         groups: the split group of each sample; no group may be in two folds.
         labels: the stratification label of each sample, or ``None`` when the task has none.
+        domains: the domain of each sample (``leave_one_group_out`` tests one domain per fold),
+            or ``None``.
     """
 
     ids: list[str]
     groups: list[str]
     labels: list[str] | None = None
+    domains: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.groups):
             raise ValueError(f"{len(self.ids)} ids but {len(self.groups)} groups")
         if self.labels is not None and len(self.labels) != len(self.ids):
             raise ValueError(f"{len(self.ids)} ids but {len(self.labels)} labels")
+        if self.domains is not None and len(self.domains) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.domains)} domains")
         if list(self.ids) != sorted(self.ids):
             raise ValueError("SampleTable ids must be sorted so that every rank splits alike")
         if len(set(self.ids)) != len(self.ids):

@@ -97,15 +97,7 @@ class RecognitionTask(pl.LightningModule):
         embeddings, pairs = self._log_metrics("test")
         scores = cosine_scores(embeddings, pairs)
         records = self.trainer.datamodule.eval_records("test")
-        self.test_predictions = [
-            {
-                "first": records[i].path,
-                "second": records[j].path,
-                "score": float(score),
-                "target": int(same),
-            }
-            for i, j, score, same in zip(pairs.first, pairs.second, scores, pairs.same, strict=True)
-        ]
+        self.test_predictions = pairs.to_rows(names=[r.path for r in records], scores=scores)
 
     def _gathered(self) -> dict[str, np.ndarray]:
         """Every rank's outputs, in dataset order, without the copies a distributed sampler pads."""

@@ -1,78 +1,97 @@
 """The K-Face LightningDataModule: plain settings in, the fold's datasets out.
 
-The CV layer gives the fold as ``split`` (sample ids per part); this module never splits or seeds
-a split itself. Training classes are the training part's people; evaluation sets label their own
-(unseen) people and mark each person's gallery image for identification.
+The CV layer reads :meth:`KFaceDataModule.sample_table` once, splits it by person, and gives each
+fold as ``split`` (sample ids per part); this module never splits nor seeds a split itself.
+Training classes are the training part's people; evaluation sets label their own (unseen) people
+and mark each person's gallery image (S001/L1/E01/``gallery_camera``) for identification.
+
+The gallery image is part of the selection only when the filters select it: an experiment config
+must keep S001, L1, E01 and the gallery camera in ``data.sessions/lights/expressions/cameras``
+(or ``all``), else :meth:`~KFaceDataModule.setup` stops with an error naming the person.
 """
 
 from __future__ import annotations
 
-import random
-from collections import Counter
+import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, get_worker_info
-
+from kbaselines.data.fold_datamodule import FoldDataModule
 from kbaselines.data.kface.dataset import KFaceDataset
 from kbaselines.data.kface.index import KFaceIndex, load_index
-from kbaselines.data.kface.reader import KFaceFormatError, KFaceRecord, resolve_tree, select
+from kbaselines.data.kface.reader import (
+    FACETS,
+    FILTERS,
+    FacetFilter,
+    KFaceFormatError,
+    KFaceRecord,
+    KFaceSelectionError,
+    matches,
+    parse_name,
+    resolve_tree,
+)
 from kbaselines.data.kface.synthetic import ensure_synthetic_kface
-from kbaselines.data.report import DatasetReport
+from kbaselines.data.loaders import worker_init_fn
+from kbaselines.data.report import DatasetReport, Problem
 from kbaselines.data.samples import SampleTable
 
-__all__ = ["KFaceDataModule"]
+__all__ = ["KFaceDataModule", "worker_init_fn"]
 
-Facet = Sequence[str] | str
+log = logging.getLogger(__name__)
 
-
-def _worker_init(worker_id: int) -> None:
-    """Reseed numpy, random and the albumentations pipeline of this worker from torch's seed."""
-    info = get_worker_info()
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(seed)
+GALLERY = ("S001", "L1", "E01")
+SPLIT_PARTS = ("train", "val", "test")
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(KFaceRecord) if f.name != "box")
+_SHOWN_PROBLEMS = 20
 
 
-class KFaceDataModule(pl.LightningDataModule):
+class KFaceDataModule(FoldDataModule):
     """K-Face images selected by facets, split by the CV layer.
 
     Args:
-        root: the K-Face tree (or a folder holding High/Middle/Low trees).
-        resolution: which of High/Middle/Low to read when the root holds them.
-        sessions, lights, expressions, cameras: the selection, each a list of values or ``"all"``.
-        gallery_camera: the camera of each person's gallery image (with S001/L1/E01).
+        root: the K-Face tree, or a folder holding High/ Middle/ Low/ trees.
+        resolution: which of High, Middle, Low to read when the root holds them.
+        sessions: the sessions to use: a list (``[S001, S002]``) or ``"all"``.
+        lights: the lights to use: a list or ``"all"``.
+        expressions: the expressions to use: a list or ``"all"``.
+        cameras: the cameras to use: a list or ``"all"``.
+        gallery_camera: the camera of each person's gallery image (with S001/L1/E01); the
+            selection must include it.
         input_size: side of the square network input.
         in_chans: 1 (grayscale, LightCNN) or 3 (RGB).
         crop_margin: margin around the face box, as a fraction of its size.
-        batch_size: the global training batch (divided by the number of processes).
-        eval_batch_size: the evaluation batch (default: ``batch_size``).
-        num_workers, pin_memory, persistent_workers: data-loader settings.
-        cache_dir: where the index of the tree is cached (None: no cache).
-        rebuild_index: scan the tree again even when the cached index looks current.
-        augment: random crop and flip for training.
-        seed: seed of augmentation and shuffling.
-        split: ``{"train", "val", "test"}`` sample ids from the CV layer; None: every selected image
-            is a test image (evaluating a checkpoint on a whole dataset).
-        synthetic: arguments of ``generate_kface``: generate the tree at ``root`` when absent.
-        group_key: the record field that groups samples in the splits (no group in two folds).
-        stratify_key: the record field to stratify on, or None.
+        batch_size: the global training batch, divided by the number of processes.
+        eval_batch_size: the global evaluation batch (default: ``batch_size``).
+        num_workers: data-loader worker processes.
+        pin_memory: data-loader setting.
+        persistent_workers: keep the workers between epochs (only with ``num_workers > 0``).
+        cache_dir: where the index of the tree is cached (None: scan the tree every time).
+        rebuild_index: scan the tree again even when the cached index looks current (after
+            editing a box file in place).
+        augment: random crop and flip for training (else the evaluation transform).
+        seed: seed of the augmentation and of the shuffling.
+        split: ``{"train": [...], "val": [...], "test": [...]}`` sample ids (from
+            :meth:`sample_table`) given by the CV layer; ``val`` and ``test`` may be empty.
+            None: every selected image is a test image (evaluating a checkpoint on a whole
+            dataset) and training is refused.
+        synthetic: arguments of :func:`~kbaselines.data.kface.synthetic.generate_kface`:
+            :meth:`prepare_data` generates the tree at ``root`` when absent or made otherwise.
+        group_key: the record field that groups samples for the CV layer (no group in two folds).
+        stratify_key: the record field the CV layer stratifies on, or None.
+        skip_broken: leave out the selected images with a malformed name or box (listed in a
+            warning) instead of stopping with an error.
     """
 
     def __init__(
         self,
         root: str | None = None,
         resolution: str = "High",
-        sessions: Facet = ("S001",),
-        lights: Facet = ("L1",),
-        expressions: Facet = ("E01",),
-        cameras: Facet = ("C7",),
+        sessions: FacetFilter = ("S001",),
+        lights: FacetFilter = ("L1",),
+        expressions: FacetFilter = ("E01",),
+        cameras: FacetFilter = ("C7",),
         gallery_camera: str = "C7",
         input_size: int = 128,
         in_chans: int = 1,
@@ -90,81 +109,119 @@ class KFaceDataModule(pl.LightningDataModule):
         synthetic: dict[str, Any] | None = None,
         group_key: str = "person",
         stratify_key: str | None = None,
+        skip_broken: bool = False,
     ) -> None:
         super().__init__()
+        for name, value in (("group_key", group_key), ("stratify_key", stratify_key)):
+            if value is not None and value not in RECORD_FIELDS:
+                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(RECORD_FIELDS)}")
+        if in_chans not in (1, 3):
+            raise ValueError(f"data.in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ValueError("data.batch_size and data.eval_batch_size must be positive")
+        if split is not None:
+            unknown = sorted(set(split) - set(SPLIT_PARTS))
+            if unknown:
+                raise ValueError(f"split has parts {unknown}; expected {', '.join(SPLIT_PARTS)}")
         self.root = root
         self.resolution = resolution
-        self.filters = {
-            "sessions": sessions,
-            "lights": lights,
-            "expressions": expressions,
-            "cameras": cameras,
-        }
+        self.filters: dict[str, FacetFilter] = dict(
+            zip(FILTERS, (sessions, lights, expressions, cameras), strict=True)
+        )
         self.gallery_camera = gallery_camera
         self.input_size = input_size
         self.in_chans = in_chans
         self.crop_margin = crop_margin
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.loader_settings = {
-            "num_workers": num_workers,
-            "pin_memory": pin_memory,
-            "persistent_workers": persistent_workers and num_workers > 0,
-            "worker_init_fn": _worker_init,
-        }
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
         self.cache_dir = cache_dir
         self.rebuild_index = rebuild_index
         self.augment = augment
         self.seed = seed
-        self.split = split
+        self.split = None if split is None else {k: list(v) for k, v in split.items()}
         self.synthetic = None if synthetic is None else dict(synthetic)
         self.group_key = group_key
         self.stratify_key = stratify_key
+        self.skip_broken = skip_broken
         self._index: KFaceIndex | None = None
+        self._selected: list[KFaceRecord] | None = None
+        self._classes: list[str] | None = None
         self.datasets: dict[str, KFaceDataset] = {}
-        self.num_classes = 0
 
     # -- the tree ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Generate the synthetic tree if configured (once), then build or load the index."""
+        """Generate the synthetic tree when configured (once), then build or load the index."""
         if self.synthetic is not None:
+            if self.root is None:
+                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
             ensure_synthetic_kface(self.root, **self.synthetic)
         self.index  # noqa: B018  (builds the cache)
 
     @property
     def tree(self) -> Path:
+        """The resolved tree (``root`` or ``root/<resolution>``)."""
         return resolve_tree(self.root, self.resolution)
 
     @property
     def index(self) -> KFaceIndex:
+        """The index of the tree, loaded once (from the cache when current)."""
         if self._index is None:
-            self._index = load_index(self.tree, self.cache_dir, self.rebuild_index)
-            self.rebuild_index = False
+            self._index = load_index(self.tree, self.cache_dir, rebuild=self.rebuild_index)
         return self._index
 
+    def _blocking(self, problems: Sequence[Problem]) -> list[Problem]:
+        """The problems that may concern the selection: every malformed name, and the malformed
+        boxes of selected images (a broken box elsewhere in the tree does not stop this run)."""
+        blocking = []
+        for problem in problems:
+            try:
+                record = parse_name(str(Path(problem.file).with_suffix(".jpg").as_posix()))
+            except KFaceFormatError:
+                blocking.append(problem)
+                continue
+            if matches(record, **self.filters):
+                blocking.append(problem)
+        return blocking
+
     def selected(self) -> list[KFaceRecord]:
-        """The selected records, sorted by path; an error when the tree has problems."""
+        """The selected records, sorted by path.
+
+        Raises:
+            KFaceFormatError: selected images have malformed names or boxes (unless
+                ``skip_broken``), listing them.
+            KFaceSelectionError: the selection is empty, naming the filter that emptied it.
+        """
+        if self._selected is not None:
+            return self._selected
         index = self.index
-        if index.problems:
-            listing = "\n  ".join(str(p) for p in index.problems[:20])
-            raise KFaceFormatError(
-                f"{index.tree}: {len(index.problems)} problems (python scripts/check_dataset.py "
-                f"data=kface data.root={self.root} lists them all):\n  {listing}"
-            )
-        if not index.records:
-            raise KFaceFormatError(
-                f"{index.tree}: no <person>/<session>/<light>/<expression>/<camera>.jpg found"
-            )
-        return select(index.records, **self.filters)
+        blocking = self._blocking(index.problems)
+        if blocking:
+            listing = "\n  ".join(str(p) for p in blocking[:_SHOWN_PROBLEMS])
+            more = len(blocking) - _SHOWN_PROBLEMS
+            listing += f"\n  ... and {more} more" if more > 0 else ""
+            found = f"{len(blocking)} malformed files may belong to the selection:\n  {listing}"
+            if not self.skip_broken:
+                raise KFaceFormatError(
+                    index.tree,
+                    f"{found}\nFix them (python scripts/check_dataset.py data=kface "
+                    f"data.root={self.root} lists every problem), or set data.skip_broken=true "
+                    "to leave those images out",
+                )
+            log.warning("%s: %s\nThey are left out (data.skip_broken=true).", index.tree, found)
+        records = index.select(**self.filters)
+        records.sort(key=lambda r: r.path)
+        self._selected = records
+        return records
 
     def sample_table(self) -> SampleTable:
-        """The selected images for the CV layer: ids are paths, groups are ``group_key`` values."""
+        """The selected images for the CV layer: ids are paths, groups the ``group_key`` values."""
         records = self.selected()
-        labels = (
-            None
-            if self.stratify_key is None
-            else [str(getattr(r, self.stratify_key)) for r in records]
-        )
+        labels = None
+        if self.stratify_key is not None:
+            labels = [str(getattr(r, self.stratify_key)) for r in records]
         return SampleTable(
             ids=[r.path for r in records],
             groups=[str(getattr(r, self.group_key)) for r in records],
@@ -172,35 +229,57 @@ class KFaceDataModule(pl.LightningDataModule):
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """The number of training people (the classifier's outputs); known after :meth:`setup`."""
+        if self._classes is None:
+            raise RuntimeError("num_classes is known after setup(): call datamodule.setup('fit')")
+        return len(self._classes)
+
+    @property
+    def classes(self) -> list[str]:
+        """The person id of each training class index; known after :meth:`setup`."""
+        if self._classes is None:
+            raise RuntimeError("classes are known after setup(): call datamodule.setup('fit')")
+        return list(self._classes)
+
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+        """Build the fold's datasets from ``split`` (once; later calls do nothing)."""
+        if self._classes is not None:
             return
         by_path = {r.path: r for r in self.selected()}
-        parts = (
-            self.split
-            if self.split is not None
-            else {"train": [], "val": [], "test": list(by_path)}
-        )
-        unknown = [i for ids in parts.values() for i in ids if i not in by_path]
-        if unknown:
-            raise KeyError(
-                f"the split names {len(unknown)} images not in the selection, e.g. {unknown[:3]}"
-            )
+        parts = self.split if self.split is not None else {"test": list(by_path)}
+        seen: set[str] = set()
+        for part, ids in parts.items():
+            unknown = [i for i in ids if i not in by_path]
+            if unknown:
+                raise KFaceSelectionError(
+                    f"the {part} part of the split names {len(unknown)} images that are not in "
+                    f"the selection, e.g. {unknown[:3]}: the split was made for other data "
+                    "settings (root, sessions, lights, expressions, cameras); use the same ones"
+                )
+            twice = seen.intersection(ids)
+            if twice:
+                raise ValueError(f"the split puts {sorted(twice)[:3]} in two parts")
+            seen.update(ids)
         train = [by_path[i] for i in parts.get("train", [])]
-        people = sorted({r.person for r in train})
-        self.num_classes = len(people)
+        classes = sorted({r.person for r in train})
         if train:
-            label_of = {p: k for k, p in enumerate(people)}
-            self.datasets["train"] = self._dataset(
-                train, [label_of[r.person] for r in train], self.augment
-            )
-        for stage_name in ("val", "test"):
-            records = [by_path[i] for i in parts.get(stage_name, [])]
+            label_of = {p: k for k, p in enumerate(classes)}
+            labels = [label_of[r.person] for r in train]
+            self.datasets["train"] = self._dataset(train, labels, train=self.augment)
+        for part in ("val", "test"):
+            records = [by_path[i] for i in parts.get(part, [])]
             if records:
-                self.datasets[stage_name] = self._evaluation_set(records)
+                self.datasets[part] = self._evaluation_set(part, records)
+        self._classes = classes
 
     def _dataset(
-        self, records: list[KFaceRecord], labels: list[int], train: bool, gallery=None
+        self,
+        records: list[KFaceRecord],
+        labels: list[int],
+        train: bool,
+        gallery: list[bool] | None = None,
     ) -> KFaceDataset:
         return KFaceDataset(
             self.tree,
@@ -214,73 +293,61 @@ class KFaceDataModule(pl.LightningDataModule):
             seed=self.seed,
         )
 
-    def _evaluation_set(self, records: list[KFaceRecord]) -> KFaceDataset:
+    def _evaluation_set(self, part: str, records: list[KFaceRecord]) -> KFaceDataset:
+        """Labels by the set's own people, and each person's gallery image flagged."""
         people = sorted({r.person for r in records})
         label_of = {p: k for k, p in enumerate(people)}
-        gallery = [
-            (r.session, r.light, r.expression, r.camera)
-            == ("S001", "L1", "E01", self.gallery_camera)
-            for r in records
-        ]
-        having = Counter(r.person for r, g in zip(records, gallery, strict=True) if g)
-        lacking = [p for p in people if having[p] != 1]
+        reference = (*GALLERY, self.gallery_camera)
+        gallery = [(r.session, r.light, r.expression, r.camera) == reference for r in records]
+        having = {r.person for r, g in zip(records, gallery, strict=True) if g}
+        lacking = [p for p in people if p not in having]
         if lacking:
-            raise KFaceFormatError(
-                f"people {lacking[:5]} have no gallery image S001/L1/E01/{self.gallery_camera} in the "
-                "selection: keep those values in data.sessions/lights/expressions/cameras, or set "
-                "data.gallery_camera to a selected camera"
+            shown = ", ".join(lacking[:5]) + (
+                f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
             )
-        return self._dataset(records, [label_of[r.person] for r in records], False, gallery)
+            raise KFaceSelectionError(
+                f"person {shown} of the {part} set has no gallery image "
+                f"{lacking[0]}/{'/'.join(reference)}.jpg among the selected images: the selection "
+                f"must include session S001, light L1, expression E01 and camera "
+                f"{self.gallery_camera} (data.sessions, data.lights, data.expressions, "
+                f"data.cameras), or set data.gallery_camera to a selected camera"
+            )
+        labels = [label_of[r.person] for r in records]
+        return self._dataset(records, labels, train=False, gallery=gallery)
 
     def eval_records(self, stage: str) -> list[KFaceRecord]:
-        """The records of the val or test set, in dataset order (for writing predictions)."""
-        return self.datasets[stage].records
-
-    def _per_process(self, batch_size: int) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if batch_size % world:
-            raise RuntimeError(f"batch size {batch_size} is not divisible by the {world} processes")
-        return batch_size // world
-
-    def _loader(self, stage: str, batch_size: int, shuffle: bool) -> DataLoader:
+        """The records of the ``"val"`` or ``"test"`` set, in dataset order (for predictions)."""
+        if stage not in ("val", "test"):
+            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
         if stage not in self.datasets:
-            raise RuntimeError(f"no {stage} images: the split has an empty {stage} part")
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.datasets[stage],
-            batch_size=self._per_process(batch_size),
-            shuffle=shuffle,
-            generator=generator,
-            **self.loader_settings,
-        )
+            raise RuntimeError(
+                f"no {stage} set: call setup() first, or the split's {stage} is empty"
+            )
+        return list(self.datasets[stage].records)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return (
-            self._loader("val", self.eval_batch_size, shuffle=False)
-            if "val" in self.datasets
-            else []
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
-
+    # -- loaders ----------------------------------------------------------------------------------
     # -- checking a tree --------------------------------------------------------------------------
     def check(self) -> DatasetReport:
-        """Counts and problems of the whole tree (not only the selection)."""
+        """Counts and problems of the whole tree, and the size of the configured selection.
+
+        A selection that comes out empty is reported as a problem of the tree folder.
+        """
         index = self.index
-        records = index.records
-        counts: dict[str, int | dict[str, int]] = {
-            "people": len({r.person for r in records}),
-            "images": len(records),
-            "boxes present": sum(r.box is not None for r in records),
-            "boxes missing": sum(r.box is None for r in records),
+        counts: dict[str, dict[str, int] | int] = {
+            "people": len(index.count("person")),
+            "images": len(index),
         }
-        for facet in ("session", "light", "expression", "camera"):
-            tally = Counter(getattr(r, facet) for r in records)
-            counts[f"images per {facet}"] = dict(
-                sorted(tally.items(), key=lambda kv: (len(kv[0]), kv[0]))
-            )
-        return DatasetReport("K-Face", str(index.tree), counts, list(index.problems))
+        for facet in FACETS:
+            counts[f"images per {facet}"] = index.count(facet)
+        present = int(index.has_box.sum())
+        counts["boxes"] = {"present": present, "missing": len(index) - present}
+        problems = list(index.problems)
+        try:
+            chosen = index.select(**self.filters)
+            counts["selected"] = {
+                "images": len(chosen),
+                "people": len({r.person for r in chosen}),
+            }
+        except KFaceSelectionError as error:
+            problems.append(Problem(str(index.tree), str(error)))
+        return DatasetReport("K-Face", str(index.tree), counts, problems)

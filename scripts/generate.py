@@ -1,0 +1,83 @@
+"""Write face images from a trained PGGAN's generator (its moving average), one per latent seed.
+
+    python scripts/generate.py ckpt_path=logs/kface_pggan/<run>/fold_0/checkpoints/last.ckpt \\
+        out_dir=generated seeds=[1,2,3]
+    python scripts/generate.py ckpt_path=<ckpt> out_dir=generated num=100   # seeds 0 .. 99
+
+Like the guideline's generator tool: image ``seed<NNNN>.png`` comes from the latent drawn with that
+seed, so the same seed gives the same face again; ``grid.png`` shows them all. ``raw=true`` uses
+the trained generator instead of its moving average.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from kbaselines.models.pggan import pggan
+from kbaselines.reports.samples import save_grid, to_uint8
+
+USAGE = (
+    "usage: python scripts/generate.py ckpt_path=<ckpt> out_dir=<folder> [seeds=[1,2]] [num=<n>]"
+)
+
+
+def load_generator(ckpt_path: Path, raw: bool = False) -> torch.nn.Module:
+    """The (EMA) generator of a checkpoint of :class:`~kbaselines.tasks.generation.GenerationTask`."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if "net_sizes" not in checkpoint or "pggan_progress" not in checkpoint:
+        raise ValueError(f"{ckpt_path}: not a PGGAN checkpoint (no net_sizes / pggan_progress)")
+    net = pggan(**checkpoint["net_sizes"])
+    prefix = "net.generator." if raw else "ema."
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    net.generator.load_state_dict(state)
+    return net.generator.eval()
+
+
+def generate(ckpt_path: Path, out_dir: Path, seeds: list[int], raw: bool = False) -> list[Path]:
+    """Write one PNG per seed and a grid of them; return the image paths."""
+    generator = load_generator(ckpt_path, raw)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = []
+    with torch.no_grad():
+        for seed in seeds:
+            z = torch.randn(1, generator.latent_size, generator=torch.Generator().manual_seed(seed))
+            images.append(generator(z).add(1).div(2).clamp(0, 1))
+    batch = torch.cat(images)
+    paths = []
+    for seed, pixels in zip(seeds, to_uint8(batch), strict=True):
+        path = out_dir / f"seed{seed:04d}.png"
+        Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).save(path)
+        paths.append(path)
+    save_grid(batch, out_dir / "grid.png", scale=max(1, 64 // batch.shape[-1]))
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    options = OmegaConf.from_dotlist(argv)
+    if "ckpt_path" not in options or "out_dir" not in options:
+        print(USAGE, file=sys.stderr)
+        return 2
+    ckpt = Path(options.ckpt_path)
+    if not ckpt.is_file():
+        print(f"ckpt_path={ckpt}: no such file", file=sys.stderr)
+        return 2
+    seeds = options.get("seeds")
+    seeds = (
+        [int(s) for s in seeds] if seeds is not None else list(range(int(options.get("num", 16))))
+    )
+    if "num" in options and "seeds" in options:
+        seeds = seeds[: int(options.num)]
+    paths = generate(ckpt, Path(options.out_dir), seeds, raw=bool(options.get("raw", False)))
+    print(f"Wrote {len(paths)} images and grid.png to {options.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

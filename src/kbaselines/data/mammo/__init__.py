@@ -1,0 +1,1 @@
+"""Mammography (mammography.md): 4-view DICOM screening exams, contours, metadata, a decoded cache."""

@@ -1,0 +1,355 @@
+"""The pose LightningDataModule: the dataset's files read once, each fold's people as crops.
+
+Samples are annotated people (``<img_no>-<person_no>``), grouped for the CV layer by a capture
+facet (``group_key``: the recording folder by default, so that no actor's take and no instant seen
+by several cameras is in two folds). The 3D poses and ``cameras.json`` ride along for the
+multi-view evaluation of the task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbaselines.data.fold_datamodule import FoldDataModule
+from kbaselines.data.pose.dataset import PoseDataset
+from kbaselines.data.pose.joints import JOINTS
+from kbaselines.data.pose.reader import (
+    Camera,
+    PoseFormatError,
+    PoseImage,
+    PosePerson,
+    read_2d,
+    read_3d,
+    read_cameras,
+)
+from kbaselines.data.pose.synthetic import ensure_synthetic_pose
+from kbaselines.data.report import DatasetReport, Problem
+from kbaselines.data.samples import SampleTable
+
+__all__ = ["FACETS", "PoseDataModule"]
+
+log = logging.getLogger(__name__)
+
+#: Image facets usable as ``group_key``, ``stratify_key`` or ``domain_key``.
+FACETS = ("recording", "video_no", "action", "camera", "instant")
+SPLIT_PARTS = ("train", "val", "test")
+_SHOWN = 20
+
+Sample = tuple[PosePerson, PoseImage]
+
+
+class PoseDataModule(FoldDataModule):
+    """Pose dataset (pose.md) read from ``root``, split by the CV layer.
+
+    Args:
+        root: the dataset folder.
+        image_dir: the folder (under ``root``) that ``img_path`` is relative to.
+        annotations_2d: glob (under ``root``) of the 2D JSON files.
+        annotations_3d: glob of the 3D JSON files (none found: no 3D evaluation).
+        cameras: calibration file under ``root`` (absent: no 3D evaluation).
+        input_size: network input ``[height, width]`` (multiples of 32; 4:3 as the paper).
+        stride: input pixels per heatmap cell.
+        sigma: Gaussian target sigma in heatmap cells.
+        enlarge: box enlargement before cropping.
+        augment: random scale, rotation and mirror for training.
+        rotation: rotation sigma in degrees.
+        scale: scale sigma.
+        flip: mirror probability.
+        batch_size: global training batch (divided by the number of processes).
+        eval_batch_size: global evaluation batch (default ``batch_size``).
+        num_workers: data-loader workers.
+        pin_memory: data-loader setting.
+        persistent_workers: keep workers between epochs (only with workers).
+        seed: augmentation and shuffling seed.
+        split: ``{"train", "val", "test"}`` sample ids from the CV layer; None: every person is a
+            test sample (eval.py).
+        synthetic: arguments of :func:`~kbaselines.data.pose.synthetic.generate_pose`; when set,
+            :meth:`prepare_data` generates the dataset at ``root`` (once).
+        group_key: facet that groups samples (one of :data:`FACETS`).
+        stratify_key: facet to stratify on, or None.
+        domain_key: facet whose values are the domains of ``leave_one_group_out``, or None.
+        skip_broken: leave out broken records (counted and listed in a warning) instead of
+            stopping with an error.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        image_dir: str = "images",
+        annotations_2d: str = "annotations/*_2d.json",
+        annotations_3d: str = "annotations/*_3d.json",
+        cameras: str = "cameras.json",
+        input_size: Sequence[int] = (256, 192),
+        stride: int = 4,
+        sigma: float = 2.0,
+        enlarge: float = 1.25,
+        augment: bool = True,
+        rotation: float = 40.0,
+        scale: float = 0.3,
+        flip: float = 0.5,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        seed: int = 0,
+        split: dict[str, list[str]] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        group_key: str = "recording",
+        stratify_key: str | None = None,
+        domain_key: str | None = None,
+        skip_broken: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("group_key", group_key),
+            ("stratify_key", stratify_key),
+            ("domain_key", domain_key),
+        ):
+            if value is not None and value not in FACETS:
+                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(FACETS)}")
+        if len(input_size) != 2 or any(int(v) % 32 for v in input_size):
+            raise ValueError(
+                f"data.input_size={list(input_size)} must be [height, width], multiples of 32"
+            )
+        if split is not None and set(split) - set(SPLIT_PARTS):
+            raise ValueError(f"split has parts {sorted(set(split) - set(SPLIT_PARTS))}")
+        self.root = root
+        self.image_dir = image_dir
+        self.annotations_2d = annotations_2d
+        self.annotations_3d = annotations_3d
+        self.cameras_file = cameras
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.crop = {"stride": stride, "sigma": sigma, "enlarge": enlarge}
+        self.augmentation = {"rotation": rotation, "scale": scale, "flip": flip}
+        self.augment = augment
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed = seed
+        self.split = None if split is None else {k: list(v) for k, v in split.items()}
+        self.synthetic = None if synthetic is None else dict(synthetic)
+        self.group_key = group_key
+        self.stratify_key = stratify_key
+        self.domain_key = domain_key
+        self.skip_broken = skip_broken
+        self._samples: dict[str, Sample] | None = None
+        self._problems: list[Problem] = []
+        self.clipped_boxes = 0
+        self.poses_3d: dict[tuple[str, int], np.ndarray] = {}
+        self.cameras: dict[str, Camera] = {}
+        self.datasets: dict[str, PoseDataset] = {}
+
+    # -- the files --------------------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        """The dataset folder; a missing one stops with the setting to fix."""
+        if self.root is None or not Path(self.root).is_dir():
+            raise FileNotFoundError(
+                f"pose dataset folder {self.root!r} not found: set data.root=/path/to/pose, or use "
+                "the generated twin: data=pose_synthetic"
+            )
+        return Path(self.root)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset when configured (once)."""
+        if self.synthetic is not None:
+            if self.root is None:
+                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
+            ensure_synthetic_pose(self.root, **self.synthetic)
+
+    def _read(self) -> dict[str, Sample]:
+        """Read every file once: people by sample id, 3D poses, cameras, problems."""
+        if self._samples is not None:
+            return self._samples
+        folder = self.folder
+        files = sorted(folder.glob(self.annotations_2d))
+        if not files:
+            raise FileNotFoundError(
+                f"{folder}: no 2D annotation file matches data.annotations_2d={self.annotations_2d!r}"
+            )
+        samples: dict[str, Sample] = {}
+        owner: dict[int, str] = {}
+        problems: list[Problem] = []
+        for file in files:
+            try:
+                content = read_2d(file)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+                continue
+            problems += content.problems
+            self.clipped_boxes += content.clipped_boxes
+            for img_no in content.images:
+                if img_no in owner:
+                    problems.append(
+                        Problem(str(file), f"img_no {img_no} is also in {owner[img_no]}")
+                    )
+                owner.setdefault(img_no, str(file))
+            for person in content.people:
+                if person.id in samples:
+                    problems.append(Problem(str(file), "person given twice", person.id))
+                    continue
+                samples[person.id] = (person, content.images[person.img_no])
+        for file in sorted(folder.glob(self.annotations_3d)) if self.annotations_3d else []:
+            try:
+                poses, bad = read_3d(file)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+                continue
+            self.poses_3d.update(poses)
+            problems += bad
+        calibration = folder / self.cameras_file
+        if calibration.is_file():
+            try:
+                self.cameras = read_cameras(calibration)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+        if self.clipped_boxes:
+            log.info(
+                "%s: %d boxes stuck out of their image and were clipped", folder, self.clipped_boxes
+            )
+        self._problems = problems
+        self._samples = dict(sorted(samples.items()))
+        return self._samples
+
+    def samples(self) -> dict[str, Sample]:
+        """Every usable person by sample id, sorted.
+
+        Raises:
+            PoseFormatError: the files have problems (unless ``skip_broken``), listing them.
+        """
+        samples = self._read()
+        if self._problems:
+            listing = "\n  ".join(str(p) for p in self._problems[:_SHOWN])
+            more = len(self._problems) - _SHOWN
+            listing += f"\n  ... and {more} more" if more > 0 else ""
+            found = f"{len(self._problems)} problems in the annotation files:\n  {listing}"
+            if not self.skip_broken:
+                raise PoseFormatError(
+                    self.folder,
+                    f"{found}\nFix them (python scripts/check_dataset.py data=pose data.root="
+                    f"{self.root} lists every one), or set data.skip_broken=true to leave those "
+                    "records out",
+                )
+            log.warning("%s\nThey are left out (data.skip_broken=true).", found)
+        return samples
+
+    @staticmethod
+    def facet(image: PoseImage, key: str) -> str:
+        """The value of facet ``key`` of an image."""
+        return image.instant if key == "instant" else str(getattr(image, key))
+
+    def sample_table(self) -> SampleTable:
+        """People for the CV layer, grouped by ``group_key``."""
+        samples = self.samples()
+        images = [image for _, image in samples.values()]
+        return SampleTable(
+            ids=list(samples),
+            groups=[self.facet(i, self.group_key) for i in images],
+            labels=None
+            if self.stratify_key is None
+            else [self.facet(i, self.stratify_key) for i in images],
+            domains=None
+            if self.domain_key is None
+            else [self.facet(i, self.domain_key) for i in images],
+        )
+
+    # -- the fold's datasets ----------------------------------------------------------------------
+    @property
+    def num_joints(self) -> int:
+        """Heatmaps the net must produce."""
+        return len(JOINTS)
+
+    @property
+    def image_root(self) -> Path:
+        return self.folder / self.image_dir
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's datasets from ``split`` (once)."""
+        if self.datasets:
+            return
+        samples = self.samples()
+        parts = self.split if self.split is not None else {"test": list(samples)}
+        for part, ids in parts.items():
+            unknown = [i for i in ids if i not in samples]
+            if unknown:
+                raise ValueError(
+                    f"the {part} part of the split names {len(unknown)} people not in the dataset, "
+                    f"e.g. {unknown[:3]}: the split was made for other data settings"
+                )
+            if ids:
+                self.datasets[part] = PoseDataset(
+                    self.image_root,
+                    [samples[i] for i in ids],
+                    self.input_size,
+                    train=part == "train" and self.augment,
+                    seed=self.seed,
+                    **self.crop,
+                    **self.augmentation,
+                )
+
+    def eval_samples(self, part: str) -> list[Sample]:
+        """The ``(person, image)`` pairs of an evaluation part, in loader order."""
+        if part not in self.datasets:
+            raise RuntimeError(f"no {part} set: call setup() first, or the split's {part} is empty")
+        return list(self.datasets[part].samples)
+
+    # -- checking ---------------------------------------------------------------------------------
+    def check(self) -> DatasetReport:
+        """Counts (images, people, joints, actions, cameras, 3D coverage) and every problem."""
+        samples = self._read()
+        images = {image.img_no: image for _, image in samples.values()}
+        people = [p for p, _ in samples.values()]
+        flags = (
+            np.stack([p.keypoints[:, 2] for p in people]) if people else np.zeros((0, len(JOINTS)))
+        )
+        problems = list(self._problems)
+        for image in images.values():
+            if not (self.image_root / image.path).is_file():
+                problems.append(
+                    Problem(
+                        str(self.image_root / image.path),
+                        "image file missing",
+                        f"img_no {image.img_no}",
+                    )
+                )
+        with_3d = sum(
+            (image.instant, p.person_no) in self.poses_3d for p, image in samples.values()
+        )
+        cams = sorted({i.camera for i in images.values()})
+        uncalibrated = [c for c in cams if self.cameras and c not in self.cameras]
+        for camera in uncalibrated:
+            problems.append(
+                Problem(
+                    str(self.folder / self.cameras_file),
+                    f"camera {camera!r} of the images has no calibration",
+                )
+            )
+        counts: dict[str, dict[str, int] | int] = {
+            "images": len(images),
+            "people": len(people),
+            "recordings": len({i.recording for i in images.values()}),
+            "clipped boxes": self.clipped_boxes,
+            "visible joints per joint": {
+                j: int((flags[:, k] == 2).sum()) for k, j in enumerate(JOINTS)
+            },
+            "labelled joints per joint": {
+                j: int((flags[:, k] > 0).sum()) for k, j in enumerate(JOINTS)
+            },
+            "images per action": dict(sorted(Counter(i.action for i in images.values()).items())),
+            "images per camera": dict(sorted(Counter(i.camera for i in images.values()).items())),
+            "3D": {
+                "people with a 3D pose": with_3d,
+                "3D poses": len(self.poses_3d),
+                "calibrated cameras": len(self.cameras),
+            },
+        }
+        return DatasetReport("Pose", str(self.folder), counts, problems)

@@ -1,0 +1,111 @@
+"""Contours and masks: negative y, mixed signs, points outside the image, discard, mask PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mammo_fixtures import write_contours
+from PIL import Image
+
+from kbaselines.data.mammo.contours import MammoContourError, read_contours, read_masks
+
+SIZES = {v: (100, 80) for v in ("rcc", "rmlo", "lcc", "lmlo")}  # rows, columns
+
+
+def _square(x0: float, y0: float, side: float, sign: int = 1) -> list[dict[str, float]]:
+    corners = [(x0, y0), (x0 + side, y0), (x0 + side, y0 + side), (x0, y0 + side), (x0, y0)]
+    return [{"y": sign * y, "x": x} for x, y in corners]
+
+
+def test_negative_y_detected_per_contour(tmp_path: Path) -> None:
+    """lesion01 stored with -y (as the drawing tool does), lesion02 with +y: both read alike."""
+    path = write_contours(
+        tmp_path,
+        "100001",
+        {
+            "cancer": {
+                "lcc": {"lesion01": _square(10, 20, 9, sign=-1), "lesion02": _square(10, 20, 9)}
+            }
+        },
+    )
+    parsed = read_contours(path, SIZES)
+    assert not parsed.discard
+    first, second = parsed.lesions
+    assert first.box == second.box == pytest.approx((10 / 80, 20 / 100, 20 / 80, 30 / 100))
+    assert first.cls == "cancer" and first.laterality == "L"
+
+
+def test_right_breast_boxes_are_flipped(tmp_path: Path) -> None:
+    path = write_contours(tmp_path, "100001", {"benign": {"rmlo": {"lesion01": _square(0, 0, 9)}}})
+    (lesion,) = read_contours(path, SIZES).lesions
+    assert lesion.box == pytest.approx((70 / 80, 0.0, 1.0, 0.1))  # x -> 79 - x
+
+
+def test_mixed_signs_name_case_view_and_lesion(tmp_path: Path) -> None:
+    points = _square(10, 20, 9)
+    points[1]["y"] = -points[1]["y"]
+    path = write_contours(tmp_path, "100007", {"cancer": {"rcc": {"lesion03": points}}})
+    with pytest.raises(
+        MammoContourError,
+        match=r"100007\.json \[case 100007 view rcc lesion lesion03\]: mixed signs",
+    ):
+        read_contours(path, SIZES)
+
+
+@pytest.mark.parametrize("points", [_square(75, 10, 9), _square(10, 95, 9, sign=-1)])
+def test_points_outside_the_image(tmp_path: Path, points: list) -> None:
+    path = write_contours(tmp_path, "100008", {"benign": {"lmlo": {"lesion01": points}}})
+    with pytest.raises(
+        MammoContourError,
+        match=r"\[case 100008 view lmlo lesion lesion01\]: points outside the 80x100 image",
+    ):
+        read_contours(path, SIZES)
+
+
+def test_malformed_files(tmp_path: Path) -> None:
+    broken = tmp_path / "contours" / "1.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"contour_list": {')
+    with pytest.raises(MammoContourError, match=r"1\.json: not readable JSON"):
+        read_contours(broken, SIZES)
+    path = write_contours(tmp_path, "2", {"malignant": {"lcc": {}}})
+    with pytest.raises(MammoContourError, match="unknown class 'malignant'"):
+        read_contours(path, SIZES)
+    path = write_contours(tmp_path, "3", {"cancer": {"lml": {"lesion01": _square(1, 1, 3)}}})
+    with pytest.raises(MammoContourError, match="unknown view 'lml'"):
+        read_contours(path, SIZES)
+    path = write_contours(
+        tmp_path, "4", {"cancer": {"lcc": {"lesion01": [{"x": 1}, {"x": 2}, {"x": 3}]}}}
+    )
+    with pytest.raises(MammoContourError, match=r"lesion lesion01\]: points must be"):
+        read_contours(path, SIZES)
+
+
+def test_discard_flag(tmp_path: Path) -> None:
+    path = write_contours(
+        tmp_path, "5", {"cancer": {"lcc": {"lesion01": _square(1, 1, 3)}}}, discard=1
+    )
+    assert read_contours(path, SIZES).discard
+
+
+def test_masks(tmp_path: Path) -> None:
+    folder = tmp_path / "masks" / "100001"
+    folder.mkdir(parents=True)
+    mask = np.zeros((100, 80), np.uint8)
+    mask[20:30, 10:20] = 255
+    Image.fromarray(mask).save(folder / "lcc_lesion01.png")
+    Image.fromarray(mask).save(folder / "lmlo_lesion09.png")
+    lesions = read_masks(folder, SIZES, {"lesion01": "benign"}, default="cancer")
+    assert [(lesion.view, lesion.cls) for lesion in lesions] == [
+        ("lcc", "benign"),
+        ("lmlo", "cancer"),
+    ]
+    assert lesions[0].box == pytest.approx((10 / 80, 20 / 100, 20 / 80, 30 / 100))
+    Image.fromarray(mask[:50]).save(folder / "rcc_lesion02.png")
+    with pytest.raises(
+        MammoContourError,
+        match=r"rcc_lesion02\.png \[case 100001 view rcc lesion lesion02\]: mask is 80x50",
+    ):
+        read_masks(folder, SIZES, {}, default="cancer")

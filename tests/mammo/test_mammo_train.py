@@ -1,0 +1,193 @@
+"""The two-stage baseline on synthetic mammograms (learning test), and the entry points and the
+notebook on a tiny finished run (24 cases, one stage-1 and one stage-2 epoch of two batches).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kbaselines.config import PROJECT_ROOT
+
+EXPERIMENT = "+experiment=mammo_resnet34_maps_synthetic"
+
+
+def _train(folder: Path, run_entry_point, *overrides: str) -> tuple[Path, list[str]]:
+    data = [EXPERIMENT, f"paths.data_dir={folder}/data", *overrides]
+    run_entry_point(
+        "train.py",
+        *data,
+        f"paths.log_dir={folder}/logs",
+        "run_name=run",
+        "callbacks.progress_bar=null",
+        "callbacks.model_summary=null",
+        timeout=3600,
+    )
+    return folder / "logs" / "mammo_resnet34_maps_synthetic" / "run", data
+
+
+@pytest.fixture(scope="module")
+def mammo_run(tmp_path_factory: pytest.TempPathFactory, run_entry_point) -> tuple[Path, list[str]]:
+    """The quick job as a user runs it: 96 cases, 2 folds."""
+    return _train(tmp_path_factory.mktemp("mammo_run"), run_entry_point)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, run_entry_point) -> tuple[Path, list[str]]:
+    """A run of the whole pipeline in little time: 24 cases, 2 + 2 batches, 20 bootstrap samples."""
+    return _train(
+        tmp_path_factory.mktemp("mammo_tiny"),
+        run_entry_point,
+        "data.synthetic.num_cases=24",
+        "trainer.limit_train_batches=2",
+        "trainer.max_epochs=2",
+        "data.stage1_epochs=1",
+        "cv.val_fraction=0.25",
+        "model.num_bootstrap=20",
+    )
+
+
+@pytest.mark.learning
+def test_two_stage_baseline_reaches_case_auc(mammo_run: tuple[Path, list[str]]) -> None:
+    """Pooled out-of-fold case-level cancer AUC >= 0.85 over 2 folds (the issue's target).
+
+    The recipe (mammo_resnet34_maps_synthetic): 128x104 views cached at full size, 64 px patches
+    fed at 64 px (one scale for both stages), ResNet-34 features at stride 16 (8x7 maps), batch
+    normalisation from batch statistics, 2 patch epochs + 1 whole-view epoch. Measured on the
+    committed generator (96 cases, 2 folds): test AUC 0.998 (fold 0) and 0.988 (fold 1), pooled
+    0.995, a margin of 0.145 over 0.85; 216 CPU-seconds (user), 5 min 14 s of wall time on the
+    2 cores shared with two other training jobs (load 7-9), so about 2 minutes when idle.
+    Before the batch-statistics change the same recipe scored whole views at AUC 0.45-0.6 after
+    stage 1 (running statistics gathered on patches do not fit whole views).
+    """
+    run, _ = mammo_run
+    summary = json.loads((run / "cv_summary.json").read_text())
+    assert summary["num_folds"] == 2
+    pooled = summary["pooled"]["test/roc_auc"]
+    assert pooled >= 0.85, summary
+    metrics = summary["metrics"]
+    assert {
+        "test/sensitivity",
+        "test/specificity",
+        "test/precision",
+        "test/benign_auc",
+        "test/roc_auc_ci_low",
+    } <= set(metrics)
+    tested = [
+        r["case_id"]
+        for fold in ("fold_0", "fold_1")
+        for r in csv.DictReader((run / fold / "predictions_test.csv").open())
+    ]
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 96
+
+
+@pytest.mark.cli
+def test_run_outputs(tiny_run: tuple[Path, list[str]]) -> None:
+    run, _ = tiny_run
+    summary = json.loads((run / "cv_summary.json").read_text())
+    assert "test/roc_auc" in summary["pooled"]
+    assert {"test/sensitivity", "test/specificity", "test/precision", "test/benign_auc"} <= set(
+        summary["metrics"]
+    )
+    tested = []
+    for fold in ("fold_0", "fold_1"):
+        rows = list(csv.DictReader((run / fold / "predictions_test.csv").open()))
+        assert {"case_id", "score", "target", "benign_score", "predicted"} <= set(rows[0])
+        tested += [r["case_id"] for r in rows]
+        assert len(list((run / fold / "overlays_test").glob("*.png"))) == 4
+        assert "| device |" in (run / fold / "subgroups_test.md").read_text()
+        assert (run / fold / "roc_test.png").is_file()
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 24  # each case tested once
+
+
+@pytest.mark.cli
+def test_score_script_rescores_predictions(
+    tiny_run: tuple[Path, list[str]], run_entry_point, tmp_path: Path
+) -> None:
+    run, _ = tiny_run
+    data_root = run.parents[2] / "data" / "mammo_synthetic"
+    prediction = run / "fold_0" / "predictions_test.csv"
+    result = run_entry_point(
+        "scripts/score.py",
+        "task=mammo",
+        f"gt={data_root}/metadata.csv",
+        f"pred={prediction}",
+        f"pred2={run / 'fold_1' / 'predictions_test.csv'}",
+        "bootstrap=50",
+    )
+    fold = json.loads((run / "fold_0" / "metrics.json").read_text())
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("roc_auc:"))
+    assert float(line.split(":")[1]) == pytest.approx(fold["test/roc_auc"], abs=1e-4)
+    assert "No DeLong test" in result.stdout  # the folds share no case
+    rows = list(csv.DictReader(prediction.open()))
+    other = tmp_path / "other.csv"
+    with other.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["case_id", "cancer_score"])
+        writer.writeheader()
+        writer.writerows(
+            {"case_id": r["case_id"], "cancer_score": 1 - float(r["score"])} for r in rows
+        )
+    result = run_entry_point(
+        "scripts/score.py",
+        "task=mammo",
+        f"gt={data_root}/metadata.csv",
+        f"pred={prediction}",
+        f"pred2={other}",
+        "bootstrap=0",
+    )
+    assert "DeLong test on the " in result.stdout and "p_value" in result.stdout
+
+
+@pytest.mark.cli
+def test_check_dataset_reports_counts(
+    tiny_run: tuple[Path, list[str]], run_entry_point, tmp_path: Path
+) -> None:
+    run, _ = tiny_run
+    root = run.parents[2] / "data" / "mammo_synthetic"
+    report_path = tmp_path / "report.json"
+    result = run_entry_point(
+        "scripts/check_dataset.py",
+        "data=mammo",
+        f"data.root={root}",
+        f"data.cache_dir={tmp_path}/cache",
+        f"report_path={report_path}",
+    )
+    report = json.loads(report_path.read_text())
+    assert report["ok"] and report["counts"]["cases per class"] == {
+        "cancer": 8,
+        "benign": 8,
+        "normal": 8,
+    }
+    assert report["counts"]["views per case"] == {"4": 24} and "lesions per class" in result.stdout
+
+
+@pytest.mark.cli
+def test_notebook_runs_on_the_finished_run(tiny_run: tuple[Path, list[str]]) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    run, data = tiny_run
+    notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "mammo.ipynb", as_version=4)
+    os.environ["MAMMO_RUN"] = str(run)
+    os.environ["MAMMO_DATA"] = " ".join(data[1:])
+    try:
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(PROJECT_ROOT)}},
+        ).execute()
+    finally:
+        del os.environ["MAMMO_RUN"], os.environ["MAMMO_DATA"]
+    images = [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) >= 4
