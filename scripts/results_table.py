@@ -16,7 +16,6 @@ from pathlib import Path
 
 import yaml
 
-
 # overrides that say where a run wrote or how it showed progress, not what it computed
 PRESENTATION_ONLY = (
     "cv.fold=",

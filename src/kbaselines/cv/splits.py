@@ -172,13 +172,19 @@ def make_splits(
         tests = _domain_tests(pool, table.domains, num_folds)
     else:
         if num_folds not in (None, 1):
-            raise ValueError(f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}")
+            raise ValueError(
+                f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}"
+            )
         tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed)[1])]
     folds = []
     for index, (candidates, test) in enumerate(tests):
         tested_groups = set(groups[test])
-        train = np.array([p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups])
-        train, val = _take_fraction(train.astype(int), groups, labels, val_fraction, seed + 1 + index)
+        train = np.array(
+            [p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups]
+        )
+        train, val = _take_fraction(
+            train.astype(int), groups, labels, val_fraction, seed + 1 + index
+        )
         folds.append(Fold(index, _sorted(ids[train]), _sorted(ids[val]), _sorted(ids[test])))
     return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]))
 
