@@ -1,14 +1,18 @@
 """Speed of the mammography loader: cached images against decoding every DICOM, measured in one run.
 
-Generates a few synthetic cases at a realistic size (default 3328x2560, the spec's), then measures
+Generates a few synthetic cases at a realistic size (default 3328x2560, the spec's; a mix of RLE
+and uncompressed, 12 and 16 bits, MONOCHROME1 and 2), then measures
 (1) images per second when every item decodes its DICOM (modality LUT, window, inversion, resize),
 (2) images per second from the uint16 memory-mapped cache at the same output size, and
 (3) the share of a training step spent waiting for data: stage-2 steps of the ResNet-34 map
-network on cached whole views, with the configured number of loader workers. The README records
-the figures.
+network on cached whole views, with the configured number of loader workers. ``--size`` defaults
+to configs/data/mammo.yaml's cache_size and image_size (1664x1280). A stage-2 step at that size
+takes tens of seconds on a CPU, so the default batch is small and the steps few (the wait share
+hardly depends on the batch: loading and computing both grow with it). The README records the
+figures.
 
     python scripts/bench_mammo_loader.py [--rows 3328] [--columns 2560] [--cases 3]
-        [--size 832 640] [--workers 2] [--batch-size 4] [--steps 8]
+        [--size 1664 1280] [--workers 2] [--batch-size 2] [--steps 4] [--repeats 10]
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import torch
+from pydicom.uid import RLELossless
 from torch.utils.data import DataLoader, Dataset
 
 from kbaselines.data.loaders import worker_init_fn
@@ -106,12 +112,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--columns", type=int, default=2560)
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument(
-        "--size", type=int, nargs=2, default=(832, 640), help="cached/input rows columns"
+        "--size",
+        type=int,
+        nargs=2,
+        default=(1664, 1280),
+        help="cached/input rows columns (configs/data/mammo.yaml: 1664 1280)",
     )
     parser.add_argument("--workers", type=int, default=2, help="the data config's num_workers")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps, after one warm-up")
+    parser.add_argument("--repeats", type=int, default=10, help="passes over the cached views")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         root = generate_mammo(
@@ -134,11 +144,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
         module.setup("fit")
         views: ViewDataset = module.datasets["train"]  # type: ignore[assignment]
+        sources = [item.path for item in views.items]
+        rle = sum(
+            pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+            == RLELossless
+            for path in sources
+        )
         decoding = images_per_second(DecodingViews(views), 1)
         cached = images_per_second(views, args.repeats)
         wait = data_wait_fraction(views, args.workers, args.batch_size, args.steps)
     result = {
         "source": f"{args.columns}x{args.rows}",
+        "source_files": len(sources),
+        "source_rle_files": rle,
+        "size": f"{args.size[1]}x{args.size[0]}",
         "decoded_images_per_s": decoding,
         "cached_images_per_s": cached,
         "speedup": cached / decoding,

@@ -159,7 +159,7 @@ def test_missing_gallery_image_names_the_person_and_the_fix(root: Path) -> None:
 
 def test_a_split_from_other_settings_is_refused(root: Path) -> None:
     split = _split(root)
-    with pytest.raises(KFaceSelectionError, match="not in the selection"):
+    with pytest.raises(KFaceSelectionError, match="made for other data settings"):
         _module(root, split, cameras=["C7"]).setup("fit")
     with pytest.raises(ValueError, match="two parts"):
         _module(root, {**split, "val": split["test"][:1]}).setup("fit")

@@ -133,3 +133,17 @@ def test_model_stride16_and_batch_statistics() -> None:
         assert features.shape == (2, 256, 8, 7) and net(torch.rand(2, 1, 64, 64)).shape == (2, 2)
     with pytest.raises(ValueError, match="feature_stride"):
         resnet34_maps(feature_stride=8)
+
+
+def test_patch_crop_equals_padding_the_whole_image() -> None:
+    """Patches are cut without padding the whole memory-mapped view, with the same result."""
+    from kbaselines.data.mammo.dataset import _crop
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 65535, (37, 29), dtype=np.uint16)
+    for size in (8, 9, 16):
+        padded = np.pad(image, size // 2, mode="constant")
+        for cy in range(0, image.shape[0] + size, 3):  # windows past every edge included
+            for cx in range(0, image.shape[1] + size, 4):
+                expected = padded[cy : cy + size, cx : cx + size]
+                assert np.array_equal(_crop(image, cy, cx, size), expected), (size, cy, cx)

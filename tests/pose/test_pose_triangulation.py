@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,36 @@ def test_mpjpe_by_hand() -> None:
     gt = np.random.default_rng(1).normal(0, 100, (16, 3))
     mirrored = gt * [-1, 1, 1]
     assert p_mpjpe(mirrored, gt).mean() > 10
+
+
+def test_lens_distortion_is_applied_and_removed_before_triangulating(pose_root: Path) -> None:
+    import cv2
+
+    cameras, poses = _rig(pose_root)
+    dist = np.array([-0.6, 0.4, 0.002, -0.002, -0.1])  # strong barrel (a small sensor)
+    lensed = [replace(c, dist=dist) for c in cameras]
+    pose = poses[0]
+    for camera in lensed:  # our projection is OpenCV's camera model
+        rotation, _ = cv2.Rodrigues(camera.R)
+        reference, _ = cv2.projectPoints(
+            np.ascontiguousarray(pose), rotation, camera.t, camera.K, camera.dist
+        )
+        assert np.allclose(camera.project(pose), reference.reshape(-1, 2), atol=1e-6)
+    observed = np.stack([c.project(pose) for c in lensed])
+    assert np.abs(observed - np.stack([c.project(pose) for c in cameras])).max() > 2.0
+    projections, weights = np.stack([c.P for c in lensed]), np.ones(observed.shape[:2])
+    undistorted = np.stack([c.undistort(o) for c, o in zip(lensed, observed, strict=True)])
+    assert mpjpe(triangulate_pose(projections, undistorted, weights), pose).max() < 1.0
+    assert mpjpe(triangulate_pose(projections, observed, weights), pose).mean() > 5.0
+
+
+def test_a_distortion_of_other_length_is_refused(pose_root: Path, tmp_path: Path) -> None:
+    import json
+
+    from kbaselines.data.pose.reader import PoseFormatError
+
+    calibration = json.loads((pose_root / "cameras.json").read_text())
+    calibration["Camera 2"]["dist"] = [0.1, 0.2, 0.3]
+    (tmp_path / "cameras.json").write_text(json.dumps(calibration))
+    with pytest.raises(PoseFormatError, match=r"cameras.json \[camera 'Camera 2'\]: dist has 3"):
+        read_cameras(tmp_path / "cameras.json")

@@ -8,8 +8,8 @@ no validation, and training without the CV layer's split is refused with a messa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pytorch_lightning as pl
 import torch
@@ -17,29 +17,119 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kbaselines.data.loaders import per_process_batch, worker_init_fn
 
-__all__ = ["FoldDataModule"]
+__all__ = ["SPLIT_PARTS", "FoldDataModule"]
+
+#: The parts of a fold's split.
+SPLIT_PARTS = ("train", "val", "test")
+
+Record = TypeVar("Record")
 
 
 class FoldDataModule(pl.LightningDataModule):
-    """Loaders over ``self.datasets`` for a subclass that sets these attributes in ``__init__``:
-
-    ``split`` (the CV layer's ids per part, or None for eval.py), ``datasets`` (part name to
-    Dataset, filled by ``setup()``), ``batch_size`` and ``eval_batch_size`` (global batches),
-    ``num_workers``, ``pin_memory``, ``persistent_workers`` and ``seed``.
+    """Loaders over ``self.datasets``, which a subclass fills in ``setup()`` from ``split``.
 
     Subclasses with a sampler of their own (class-aware, balanced) override :meth:`train_sampler`;
     ``collate_fn`` batches samples of varying size (detection targets).
+
+    Args:
+        root: the dataset folder.
+        batch_size: global training batch (divided by the number of processes).
+        eval_batch_size: global evaluation batch (default ``batch_size``).
+        num_workers: data-loader workers.
+        pin_memory: data-loader setting.
+        persistent_workers: keep workers between epochs (only with workers).
+        seed: shuffling and augmentation seed.
+        split: ``{"train", "val", "test"}`` sample ids from the CV layer; None: every sample is a
+            test sample (eval.py).
+        synthetic: arguments of the dataset's generator; when set, ``prepare_data()`` generates
+            the dataset at ``root`` (once).
     """
 
-    split: dict[str, list[str]] | None
-    datasets: dict[str, Dataset]
-    batch_size: int
-    eval_batch_size: int
-    num_workers: int
-    pin_memory: bool
-    persistent_workers: bool
-    seed: int
     collate_fn: Callable[[list[Any]], Any] | None = None
+
+    def __init__(
+        self,
+        root: str | None,
+        batch_size: int,
+        eval_batch_size: int | None,
+        num_workers: int,
+        pin_memory: bool,
+        persistent_workers: bool,
+        seed: int,
+        split: Mapping[str, Sequence[str]] | None,
+        synthetic: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ValueError("data.batch_size and data.eval_batch_size must be positive")
+        if split is not None and set(split) - set(SPLIT_PARTS):
+            raise ValueError(
+                f"split has parts {sorted(set(split) - set(SPLIT_PARTS))}; "
+                f"expected {', '.join(SPLIT_PARTS)}"
+            )
+        self.root = root
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed = seed
+        self.split = None if split is None else {k: list(v) for k, v in split.items()}
+        self.synthetic = None if synthetic is None else dict(synthetic)
+        self.datasets: dict[str, Dataset] = {}
+
+    @staticmethod
+    def check_keys(allowed: Sequence[str], **keys: str | None) -> None:
+        """Refuse a grouping, stratification or domain setting that is not one of ``allowed``."""
+        for name, value in keys.items():
+            if value is not None and value not in allowed:
+                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(allowed)}")
+
+    def synthetic_root(self) -> str:
+        """``root``, where ``prepare_data()`` generates the configured synthetic dataset."""
+        if self.root is None:
+            raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
+        return self.root
+
+    def fold_parts(
+        self,
+        known: Mapping[str, Record],
+        what: str,
+        settings: str,
+        error: type[Exception] = ValueError,
+    ) -> dict[str, list[Record]]:
+        """The records of each part of ``split`` (every known record is a test record without
+        a split), in split order.
+
+        Args:
+            known: the dataset's records by sample id.
+            what: what a sample is, for the message (``"images"``, ``"cases"``).
+            settings: the data settings that change the ids, for the message.
+            error: the exception for ids the dataset does not have.
+
+        Raises:
+            error: a part names ids that are not in ``known`` (a split made for other data).
+            ValueError: an id is in two parts.
+        """
+        parts = self.split if self.split is not None else {"test": list(known)}
+        seen: set[str] = set()
+        for part, ids in parts.items():
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise error(
+                    f"the {part} part of the split names {len(unknown)} {what} that are not in the "
+                    f"dataset, e.g. {unknown[:3]}: the split was made for other data settings "
+                    f"({settings}); use the same ones"
+                )
+            twice = seen.intersection(ids)
+            if twice:
+                raise ValueError(f"the split puts {sorted(twice)[:3]} in two parts")
+            seen.update(ids)
+        return {part: [known[i] for i in ids] for part, ids in parts.items()}
+
+    def loader_seed(self) -> int:
+        """The seed of a new loader's shuffling generator."""
+        return self.seed
 
     def train_sampler(self) -> Sampler | None:
         """The training sampler; None shuffles with the seeded generator."""
@@ -54,7 +144,7 @@ class FoldDataModule(pl.LightningDataModule):
             batch_size=per_process_batch(getattr(self, "trainer", None), batch_size),
             shuffle=shuffle and sampler is None,
             sampler=sampler,
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.loader_seed()),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

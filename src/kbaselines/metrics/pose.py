@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_iou
 
 from kbaselines.data.pose.joints import HEAD, NECK, OKS_SIGMAS
 
-__all__ = ["COCO_STATS", "coco_keypoint_eval", "oks", "oks_ap", "pckh"]
+__all__ = ["COCO_STATS", "coco_keypoint_eval", "match_detections", "oks", "oks_ap", "pckh"]
 
 #: The names of COCOeval's 10 keypoint stats, in order.
 COCO_STATS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
@@ -52,6 +54,39 @@ def pckh(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, 
         "scored": scored,
         "excluded": int((~has_head).sum()),
     }
+
+
+def match_detections(
+    gt_boxes: np.ndarray,
+    gt_images: Sequence[int],
+    det_boxes: np.ndarray,
+    det_images: Sequence[int],
+    det_scores: np.ndarray,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """The detection evaluated for each ground-truth person, by box (x1 y1 x2 y2) IoU.
+
+    Greedy as the COCO evaluation: detections in descending score each take the still unmatched
+    person of their image with the highest IoU, if at least ``iou_threshold``. PCKh and the 3D
+    metrics score a person with its matched detection's joints; a person without one is missed.
+
+    Returns:
+        ``[N]`` detection indices, -1 for a person no detection matched.
+    """
+    gt_images, det_images = np.asarray(gt_images), np.asarray(det_images)
+    matched = np.full(len(gt_images), -1)
+    if len(gt_images) == 0 or len(det_images) == 0:
+        return matched
+    iou = box_iou(
+        torch.as_tensor(np.asarray(gt_boxes, float)), torch.as_tensor(np.asarray(det_boxes, float))
+    ).numpy()
+    iou[gt_images[:, None] != det_images[None, :]] = -1.0
+    for d in np.argsort(-np.asarray(det_scores), kind="stable"):
+        candidates = np.where(matched < 0, iou[:, d], -1.0)
+        best = int(np.argmax(candidates))
+        if candidates[best] >= iou_threshold:
+            matched[best] = d
+    return matched
 
 
 def oks(pred: np.ndarray, gt: np.ndarray, area: float, sigmas: np.ndarray = OKS_SIGMAS) -> float:

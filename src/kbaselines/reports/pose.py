@@ -99,7 +99,8 @@ def plot_joint_bars(values: dict[str, float], path: Path, title: str, ylabel: st
 def plot_skeletons(
     image_root: Path, samples: list, joints: np.ndarray, path: Path, count: int = 8
 ) -> Path:
-    """Sample people cropped from their images: ground truth (green) and prediction (red)."""
+    """Sample people cropped from their images: ground truth (green) and prediction (red; none
+    for a person no detection matched)."""
     picks = np.linspace(0, len(samples) - 1, min(count, len(samples))).astype(int)
     columns = min(4, len(picks))
     rows = int(np.ceil(len(picks) / columns))
@@ -112,7 +113,7 @@ def plot_skeletons(
             ax.imshow(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
         for points, colour, labelled in (
             (person.keypoints[:, :2], "lime", person.keypoints[:, 2] > 0),
-            (joints[k], "red", np.ones(len(JOINTS), bool)),
+            (joints[k], "red", np.isfinite(joints[k]).all(axis=1)),
         ):
             for a, b in SKELETON:
                 if labelled[a] and labelled[b]:
@@ -140,14 +141,20 @@ def write_pose_outputs(
     out_dir: Path,
     stage: str,
     samples: list,
-    outputs: dict[str, np.ndarray],
+    joints: np.ndarray,
+    predictions: tuple[list, np.ndarray, np.ndarray],
     pckh: dict[str, Any],
     errors: dict[str, np.ndarray] | None,
     image_root: Path,
 ) -> None:
-    """Write ``predictions_<stage>.json``, ``per_joint_<stage>.csv`` and the PNG plots."""
-    scores = outputs["peaks"].mean(axis=1)
-    document = predictions_document(samples, outputs["joints"], scores)
+    """Write ``predictions_<stage>.json``, ``per_joint_<stage>.csv`` and the PNG plots.
+
+    Args:
+        samples: the annotated ``(person, image)`` pairs, with ``joints`` ``[N, J, 2]`` predicted
+            for each (infinite for a person no detection matched).
+        predictions: what the net predicted: ``(person, image)`` pairs, joints and scores.
+    """
+    document = predictions_document(*predictions)
     write_text_atomic(out_dir / f"predictions_{stage}.json", json.dumps(document))
     per_joint = dict(zip(JOINTS, (float(v) for v in pckh["per_joint"]), strict=True))
     rows = [{"joint": j, "pckh": per_joint[j]} for j in JOINTS]
@@ -165,4 +172,4 @@ def write_pose_outputs(
     plot_joint_bars(
         per_joint, out_dir / f"pckh_per_joint_{stage}.png", "PCKh@0.5 per joint", "PCKh"
     )
-    plot_skeletons(image_root, samples, outputs["joints"], out_dir / f"skeletons_{stage}.png")
+    plot_skeletons(image_root, samples, joints, out_dir / f"skeletons_{stage}.png")

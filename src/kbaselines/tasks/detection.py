@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,10 @@ from torch import nn
 from kbaselines.io import write_json_atomic, write_text_atomic
 from kbaselines.metrics.detection import DetectionScores, detection_metrics
 from kbaselines.reports.detection import plot_ap_bars, plot_detection_grid, plot_pr_curves
+from kbaselines.tasks.optimization import OptimizerFactory, SchedulerFactory, optimizers
 
 __all__ = ["DetectionTask"]
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 #: the numbers logged at validation (``val/map50`` is the checkpoint monitor)
 VAL_METRICS = ("map", "map50", "voc_map50")
 
@@ -257,11 +255,9 @@ class DetectionTask(pl.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval},
-        }
+        return optimizers(
+            self.parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,13 @@ from torch.nn import functional as F
 
 from kbaselines.metrics.classification import case_metrics, operating_point, roc_auc
 from kbaselines.models.mammo_maps import pool_map
+from kbaselines.tasks.optimization import OptimizerFactory, SchedulerFactory, optimizers
 
 __all__ = ["AGGREGATIONS", "MammographyTask", "aggregate_cases"]
 
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "max")
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
 def _combine(values: list[float], how: str) -> float:
@@ -282,16 +281,7 @@ class MammographyTask(pl.LightningModule):
         self._test_maps.clear()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": self.scheduler_factory(optimizer=optimizer),
-                "interval": "epoch",
-            },
-        }
+        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)
 
 
 def _auc(rows: list[dict[str, Any]]) -> float:

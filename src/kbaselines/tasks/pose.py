@@ -11,7 +11,7 @@ weighted by the heatmap peaks and MPJPE / P-MPJPE (``kbaselines.metrics.triangul
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,45 @@ from kbaselines.data.pose.transforms import (
     from_heatmap,
     transform_points,
 )
-from kbaselines.metrics.pose import oks_ap, pckh
+from kbaselines.metrics.pose import match_detections, oks_ap, pckh
 from kbaselines.metrics.triangulation import mpjpe, p_mpjpe, triangulate_pose
+from kbaselines.tasks.optimization import OptimizerFactory, SchedulerFactory, optimizers
 
 __all__ = ["PoseTask", "joints_mse"]
-
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
 def joints_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``0.5 * mean((w * (pred - target))^2)`` over joints and cells (the paper's loss)."""
     return 0.5 * ((pred - target) ** 2 * weight[:, :, None, None] ** 2).mean()
+
+
+def _pair(
+    datamodule: Any, stage: str, evaluated: list, scores: np.ndarray
+) -> tuple[list, np.ndarray]:
+    """The annotated people that score ``stage`` and, for each, the index of its prediction
+    among ``evaluated`` (-1: none): itself with ground-truth boxes, the detection matched by
+    box IoU where the part was evaluated on detections."""
+    if not getattr(datamodule, "uses_detections", lambda _: False)(stage):
+        return evaluated, np.arange(len(evaluated))
+    truth = datamodule.ground_truth(stage)
+    match = match_detections(
+        np.array([p.bbox for p, _ in truth]),
+        [p.img_no for p, _ in truth],
+        np.array([p.bbox for p, _ in evaluated]),
+        [p.img_no for p, _ in evaluated],
+        scores,
+    )
+    return truth, match
+
+
+def _numbered(evaluated: list, truth: list, match: np.ndarray) -> list:
+    """``evaluated`` with each matched detection carrying its person's ``person_no``, so that the
+    predictions file scores as the run did (``scripts/score.py`` pairs by ``person_no``)."""
+    numbered = list(evaluated)
+    for row in np.flatnonzero(match >= 0):
+        person, image = evaluated[match[row]]
+        numbered[match[row]] = (replace(person, person_no=truth[row][0].person_no), image)
+    return numbered
 
 
 class PoseTask(pl.LightningModule):
@@ -117,11 +144,19 @@ class PoseTask(pl.LightningModule):
 
     def _evaluate(self, stage: str) -> dict[str, Any]:
         outputs = self._gathered(stage)
-        every = self.trainer.datamodule.eval_samples(stage)
-        samples = [every[i] for i in outputs["index"]]  # all of them, but for the sanity check
-        gt = np.stack([p.keypoints for p, _ in samples])
-        pck = pckh(outputs["joints"], gt, self.hparams.pckh_threshold)
-        metrics: dict[str, float] = {"pckh": pck["mean"]}
+        datamodule = self.trainer.datamodule
+        every = datamodule.eval_samples(stage)
+        evaluated = [every[i] for i in outputs["index"]]  # all of them, but for the sanity check
+        scores = outputs["peaks"].mean(axis=1) * np.array([p.score for p, _ in evaluated])
+        truth, match = _pair(datamodule, stage, evaluated, scores)
+        found = match >= 0
+        joints = np.full((len(truth), *outputs["joints"].shape[1:]), np.inf)
+        joints[found] = outputs["joints"][match[found]]
+        peaks = np.zeros((len(truth), outputs["peaks"].shape[1]))
+        peaks[found] = outputs["peaks"][match[found]]
+        gt = np.stack([p.keypoints for p, _ in truth])
+        pck = pckh(joints, gt, self.hparams.pckh_threshold)
+        metrics: dict[str, float] = {"pckh": pck["mean"], "matched_people": float(found.mean())}
         metrics.update(
             {
                 f"pckh_{j}": float(v)
@@ -129,28 +164,30 @@ class PoseTask(pl.LightningModule):
                 if not np.isnan(v)
             }
         )
-        scores = outputs["peaks"].mean(axis=1)
         if stage == "test":
             coco = oks_ap(
                 gt,
-                np.array([p.bbox for p, _ in samples]),
-                [p.img_no for p, _ in samples],
+                np.array([p.bbox for p, _ in truth]),
+                [p.img_no for p, _ in truth],
                 outputs["joints"],
                 scores,
+                [p.img_no for p, _ in evaluated],
             )
             metrics.update(
                 {"oks_ap": coco["ap"], "oks_ap50": coco["ap50"], "oks_ap75": coco["ap75"]}
             )
-            errors = self._errors_3d(samples, outputs)
+            errors = self._errors_3d(truth, joints[found], peaks[found], np.flatnonzero(found))
             if errors is not None:
                 metrics["mpjpe"] = float(errors["mpjpe"].mean())
                 metrics["p_mpjpe"] = float(errors["p_mpjpe"].mean())
+            predicted = _numbered(evaluated, truth, match)
             self._test_result = {
-                "samples": samples,
-                "outputs": outputs,
+                "samples": truth,
+                "joints": joints,
+                "predictions": (predicted, outputs["joints"], scores),
                 "pckh": pck,
                 "errors": errors,
-                "image_root": self.trainer.datamodule.image_root,
+                "image_root": datamodule.image_root,
             }
             self.test_predictions = [
                 {
@@ -165,29 +202,34 @@ class PoseTask(pl.LightningModule):
                     },
                 }
                 for (person, _), xy, peak, s in zip(
-                    samples, outputs["joints"], outputs["peaks"], scores, strict=True
+                    predicted, outputs["joints"], outputs["peaks"], scores, strict=True
                 )
             ]
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False)
         return metrics
 
     def _errors_3d(
-        self, samples: list, outputs: dict[str, np.ndarray]
+        self, truth: list, joints: np.ndarray, peaks: np.ndarray, rows: np.ndarray
     ) -> dict[str, np.ndarray] | None:
-        """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm), or None without 3D data."""
+        """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm) from the predicted ``joints`` and
+        ``peaks`` of the people ``truth[rows]``, or None without 3D data."""
         datamodule = self.trainer.datamodule
         cameras, poses = getattr(datamodule, "cameras", {}), getattr(datamodule, "poses_3d", {})
         views: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for k, (person, image) in enumerate(samples):
+        for k, row in enumerate(rows):
+            person, image = truth[row]
             if image.camera in cameras and (image.instant, person.person_no) in poses:
                 views[(image.instant, person.person_no)].append(k)
         errors: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": []}
-        for key, rows in sorted(views.items()):
-            if len(rows) < self.hparams.min_views:
+        for key, ks in sorted(views.items()):
+            if len(ks) < self.hparams.min_views:
                 continue
-            projections = np.stack([cameras[samples[k][1].camera].P for k in rows])
+            view_cameras = [cameras[truth[rows[k]][1].camera] for k in ks]
+            points = np.stack(
+                [c.undistort(joints[k]) for c, k in zip(view_cameras, ks, strict=True)]
+            )
             pred = triangulate_pose(
-                projections, outputs["joints"][rows], np.maximum(outputs["peaks"][rows], 1e-3)
+                np.stack([c.P for c in view_cameras]), points, np.maximum(peaks[ks], 1e-3)
             )
             errors["mpjpe"].append(mpjpe(pred, poses[key]))
             errors["p_mpjpe"].append(p_mpjpe(pred, poses[key]))
@@ -213,11 +255,4 @@ class PoseTask(pl.LightningModule):
         checkpoint["net_sizes"] = {"num_joints": self.net.num_joints}
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)

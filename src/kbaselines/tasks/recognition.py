@@ -7,7 +7,6 @@ image of people the model has never seen and score verification pairs and rank-1
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from kbaselines.metrics.verification import Pairs, cosine_scores, make_pairs, recognition_metrics
 from kbaselines.models.weights import load_pretrained
+from kbaselines.tasks.optimization import OptimizerFactory, SchedulerFactory, optimizers
 
 __all__ = ["RecognitionTask"]
-
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
 class RecognitionTask(pl.LightningModule):
@@ -126,11 +123,4 @@ class RecognitionTask(pl.LightningModule):
         checkpoint["net_sizes"] = {"num_classes": self.net.num_classes}
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)

@@ -42,7 +42,6 @@ __all__ = ["KFaceDataModule", "worker_init_fn"]
 log = logging.getLogger(__name__)
 
 GALLERY = ("S001", "L1", "E01")
-SPLIT_PARTS = ("train", "val", "test")
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(KFaceRecord) if f.name != "box")
 _SHOWN_PROBLEMS = 20
 
@@ -111,19 +110,13 @@ class KFaceDataModule(FoldDataModule):
         stratify_key: str | None = None,
         skip_broken: bool = False,
     ) -> None:
-        super().__init__()
-        for name, value in (("group_key", group_key), ("stratify_key", stratify_key)):
-            if value is not None and value not in RECORD_FIELDS:
-                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(RECORD_FIELDS)}")
+        super().__init__(
+            root, batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed,
+            split, synthetic,
+        )  # fmt: skip
+        self.check_keys(RECORD_FIELDS, group_key=group_key, stratify_key=stratify_key)
         if in_chans not in (1, 3):
             raise ValueError(f"data.in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
-        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
-            raise ValueError("data.batch_size and data.eval_batch_size must be positive")
-        if split is not None:
-            unknown = sorted(set(split) - set(SPLIT_PARTS))
-            if unknown:
-                raise ValueError(f"split has parts {unknown}; expected {', '.join(SPLIT_PARTS)}")
-        self.root = root
         self.resolution = resolution
         self.filters: dict[str, FacetFilter] = dict(
             zip(FILTERS, (sessions, lights, expressions, cameras), strict=True)
@@ -132,32 +125,21 @@ class KFaceDataModule(FoldDataModule):
         self.input_size = input_size
         self.in_chans = in_chans
         self.crop_margin = crop_margin
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
         self.cache_dir = cache_dir
         self.rebuild_index = rebuild_index
         self.augment = augment
-        self.seed = seed
-        self.split = None if split is None else {k: list(v) for k, v in split.items()}
-        self.synthetic = None if synthetic is None else dict(synthetic)
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.skip_broken = skip_broken
         self._index: KFaceIndex | None = None
         self._selected: list[KFaceRecord] | None = None
         self._classes: list[str] | None = None
-        self.datasets: dict[str, KFaceDataset] = {}
 
     # -- the tree ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Generate the synthetic tree when configured (once), then build or load the index."""
         if self.synthetic is not None:
-            if self.root is None:
-                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
-            ensure_synthetic_kface(self.root, **self.synthetic)
+            ensure_synthetic_kface(self.synthetic_root(), **self.synthetic)
         self.index  # noqa: B018  (builds the cache)
 
     @property
@@ -248,28 +230,20 @@ class KFaceDataModule(FoldDataModule):
         if self._classes is not None:
             return
         by_path = {r.path: r for r in self.selected()}
-        parts = self.split if self.split is not None else {"test": list(by_path)}
-        seen: set[str] = set()
-        for part, ids in parts.items():
-            unknown = [i for i in ids if i not in by_path]
-            if unknown:
-                raise KFaceSelectionError(
-                    f"the {part} part of the split names {len(unknown)} images that are not in "
-                    f"the selection, e.g. {unknown[:3]}: the split was made for other data "
-                    "settings (root, sessions, lights, expressions, cameras); use the same ones"
-                )
-            twice = seen.intersection(ids)
-            if twice:
-                raise ValueError(f"the split puts {sorted(twice)[:3]} in two parts")
-            seen.update(ids)
-        train = [by_path[i] for i in parts.get("train", [])]
+        parts = self.fold_parts(
+            by_path,
+            "images",
+            "root, sessions, lights, expressions, cameras",
+            KFaceSelectionError,
+        )
+        train = parts.get("train", [])
         classes = sorted({r.person for r in train})
         if train:
             label_of = {p: k for k, p in enumerate(classes)}
             labels = [label_of[r.person] for r in train]
             self.datasets["train"] = self._dataset(train, labels, train=self.augment)
         for part in ("val", "test"):
-            records = [by_path[i] for i in parts.get(part, [])]
+            records = parts.get(part, [])
             if records:
                 self.datasets[part] = self._evaluation_set(part, records)
         self._classes = classes

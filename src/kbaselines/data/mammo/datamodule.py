@@ -16,11 +16,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from kbaselines.data.loaders import per_process_batch, worker_init_fn
+from kbaselines.data.fold_datamodule import FoldDataModule
 from kbaselines.data.mammo.cache import ImageCache
 from kbaselines.data.mammo.dataset import PatchDataset, PatchItem, ViewDataset, ViewItem
 from kbaselines.data.mammo.dicom import VIEWS
@@ -34,7 +33,6 @@ __all__ = ["MammoDataError", "MammoDataModule"]
 
 log = logging.getLogger(__name__)
 
-SPLIT_PARTS = ("train", "val", "test")
 KEYS = {
     "case": lambda c: c.case_id,
     "patient": lambda c: c.patient,
@@ -48,7 +46,7 @@ class MammoDataError(RuntimeError):
     """The dataset has problems that stop training (listed in the message)."""
 
 
-class MammoDataModule(pl.LightningDataModule):
+class MammoDataModule(FoldDataModule):
     """Mammography cases (mammography.md layout) for the CV layer and the two-stage baseline.
 
     Args:
@@ -104,19 +102,11 @@ class MammoDataModule(pl.LightningDataModule):
         domain_key: str | None = None,
         skip_bad_cases: bool = False,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("group_key", group_key),
-            ("stratify_key", stratify_key),
-            ("domain_key", domain_key),
-        ):
-            if value is not None and value not in KEYS:
-                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(KEYS)}")
-        if split is not None and set(split) - set(SPLIT_PARTS):
-            raise ValueError(
-                f"split has parts {sorted(set(split) - set(SPLIT_PARTS))}; expected {SPLIT_PARTS}"
-            )
-        self.root = root
+        super().__init__(
+            root, batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed,
+            split, synthetic,
+        )  # fmt: skip
+        self.check_keys(KEYS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key)
         self.cache_dir = cache_dir
         self.cache_size = (int(cache_size[0]), int(cache_size[1]))
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -125,17 +115,9 @@ class MammoDataModule(pl.LightningDataModule):
         self.stage1_epochs = stage1_epochs
         self.patches_per_lesion = patches_per_lesion
         self.normal_patches_per_view = normal_patches_per_view
-        self.batch_size = batch_size
         self.patch_batch_size = patch_batch_size or batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
         self.augment = augment
         self.flip_right = flip_right
-        self.seed = seed
-        self.split = None if split is None else {k: list(v) for k, v in split.items()}
-        self.synthetic = None if synthetic is None else dict(synthetic)
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.domain_key = domain_key
@@ -143,7 +125,6 @@ class MammoDataModule(pl.LightningDataModule):
         self._index: MammoIndex | None = None
         self._cache: ImageCache | None = None
         self._failures_checked = False
-        self.datasets: dict[str, Dataset] = {}
 
     # -- the dataset ------------------------------------------------------------------------------
     @property
@@ -169,9 +150,7 @@ class MammoDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Generate the synthetic tree when configured, index it, and fill the image cache."""
         if self.synthetic is not None:
-            if self.root is None:
-                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
-            ensure_synthetic_mammo(self.root, **self.synthetic)
+            ensure_synthetic_mammo(self.synthetic_root(), **self.synthetic)
         index = self.index
         root = Path(index.root)
         self.cache.build(root / path for case in index.cases for path in case.views.values())
@@ -289,21 +268,9 @@ class MammoDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         by_id = {c.case_id: c for c in self.cases()}
-        parts = self.split if self.split is not None else {"test": sorted(by_id)}
-        seen: set[str] = set()
-        for part, ids in parts.items():
-            unknown = [i for i in ids if i not in by_id]
-            if unknown:
-                raise MammoDataError(
-                    f"the {part} part of the split names cases that are not in the dataset, e.g. "
-                    f"{unknown[:3]}: the split was made for other data (root, skip_bad_cases)"
-                )
-            if seen.intersection(ids):
-                raise ValueError(
-                    f"the split puts {sorted(seen.intersection(ids))[:3]} in two parts"
-                )
-            seen.update(ids)
-        chosen = {part: [by_id[i] for i in ids] for part, ids in parts.items()}
+        chosen = self.fold_parts(
+            dict(sorted(by_id.items())), "cases", "root, skip_bad_cases", MammoDataError
+        )
         train = chosen.get("train", [])
         if train:
             self.datasets["patches"] = PatchDataset(
@@ -328,23 +295,11 @@ class MammoDataModule(pl.LightningDataModule):
         return list(self.datasets[stage].items)  # type: ignore[attr-defined]
 
     # -- loaders ----------------------------------------------------------------------------------
-    def _loader(
-        self, dataset: Dataset, batch_size: int, sampler=None, shuffle: bool = False
-    ) -> DataLoader:
+    def loader_seed(self) -> int:
+        """A new seed every epoch: the train loader is rebuilt each epoch (the stage switch), and
+        a fixed seed would draw the same order every time."""
         trainer = getattr(self, "trainer", None)
-        return DataLoader(
-            dataset,
-            batch_size=per_process_batch(trainer, batch_size),
-            shuffle=shuffle,
-            sampler=sampler,
-            generator=torch.Generator().manual_seed(
-                self.seed + (trainer.current_epoch if trainer else 0)
-            ),
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-            worker_init_fn=worker_init_fn,
-        )
+        return self.seed + (trainer.current_epoch if trainer is not None else 0)
 
     @property
     def stage(self) -> int:
@@ -359,7 +314,7 @@ class MammoDataModule(pl.LightningDataModule):
             raise RuntimeError("no training cases: training needs the CV layer's split (train.py)")
         self._write_skipped()
         if self.stage == 2:
-            return self._loader(self.datasets["train"], self.batch_size, shuffle=True)
+            return self.loader(self.datasets["train"], self.batch_size, shuffle=True)
         patches: PatchDataset = self.datasets["patches"]  # type: ignore[assignment]
         if not len(patches):
             raise MammoDataError(
@@ -367,25 +322,13 @@ class MammoDataModule(pl.LightningDataModule):
             )
         counts = {cls: patches.classes.count(cls) for cls in set(patches.classes)}
         weights = torch.tensor([1.0 / counts[cls] for cls in patches.classes], dtype=torch.double)
-        generator = torch.Generator().manual_seed(
-            self.seed + self.trainer.current_epoch if self.trainer else self.seed
-        )
         sampler = WeightedRandomSampler(
-            weights, num_samples=len(patches), replacement=True, generator=generator
+            weights,
+            num_samples=len(patches),
+            replacement=True,
+            generator=torch.Generator().manual_seed(self.loader_seed()),
         )
-        return self._loader(patches, self.patch_batch_size, sampler=sampler)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """Whole validation views, or an empty list when there is no validation part."""
-        if "val" not in self.datasets:
-            return []
-        return self._loader(self.datasets["val"], self.eval_batch_size)
-
-    def test_dataloader(self) -> DataLoader:
-        """Validation views (part 0, for the operating point) then test views (part 1)."""
-        if "test" not in self.datasets:
-            raise RuntimeError("no test cases: call setup() first, or the split's test is empty")
-        return self._loader(self.datasets["test"], self.eval_batch_size)
+        return self.loader(patches, self.patch_batch_size, shuffle=False, sampler=sampler)
 
     def _write_skipped(self) -> None:
         """List the skipped cases in the fold's folder (``skipped_cases.csv``)."""

@@ -55,7 +55,27 @@ def _targets(cls: str) -> tuple[float, float]:
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 65535.0)[None]
+    """``[1, H, W]`` float32 in [0, 1] from cached uint16: one conversion, scaled in place."""
+    values = np.ascontiguousarray(image, dtype=np.float32)
+    np.divide(values, 65535.0, out=values)
+    return torch.from_numpy(values)[None]
+
+
+def _crop(image: np.ndarray, cy: int, cx: int, size: int) -> np.ndarray:
+    """``np.pad(image, size // 2)[cy : cy + size, cx : cx + size]`` (zeros outside the image),
+    copying only the crop: padding the whole (memory-mapped) image for every patch read all of it.
+    """
+    half = size // 2
+    rows, columns = image.shape
+    # the window in the padded image's coordinates, cut at its end as a slice would be
+    y1, x1 = min(cy + size, rows + 2 * half), min(cx + size, columns + 2 * half)
+    crop = np.zeros((max(y1 - cy, 0), max(x1 - cx, 0)), dtype=image.dtype)
+    top, left = cy - half, cx - half  # the window's corner in image coordinates
+    r0, r1 = max(top, 0), min(y1 - half, rows)
+    c0, c1 = max(left, 0), min(x1 - half, columns)
+    if r1 > r0 and c1 > c0:
+        crop[r0 - top : r1 - top, c0 - left : c1 - left] = image[r0:r1, c0:c1]
+    return crop
 
 
 class ViewDataset(Dataset):
@@ -149,9 +169,7 @@ class PatchDataset(Dataset):
         item = self.items[index]
         image = np.asarray(self.cache.load(item.path))
         cy, cx = self._centre(image, item)
-        half = item.patch // 2
-        padded = np.pad(image, half, mode="constant")
-        crop = padded[cy : cy + item.patch, cx : cx + item.patch]
+        crop = _crop(image, cy, cx, item.patch)
         if crop.shape[0] != self.input_size:
             crop = cv2.resize(
                 crop, (self.input_size, self.input_size), interpolation=cv2.INTER_AREA

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -116,6 +117,38 @@ def write_dicom(
     return path
 
 
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur(image, (0, 0), sigma)`` (reflected borders), fast for a wide ``sigma``.
+
+    A direct blur costs about ``8 * sigma`` operations per pixel and pass: 25 s for the texture's
+    widest blur of one 3328x2560 view. From ``sigma >= 32`` the image (with a reflected margin
+    of ``4 * sigma``, the kernel's reach) is averaged over ``factor x factor`` blocks, blurred
+    there with the remaining width (``sigma / factor >= 16`` block pixels) and interpolated back:
+    on white noise the difference from the direct blur is about 2% of its standard deviation and
+    the standard deviation is kept; below 32 the direct blur runs, so small images do not change.
+    """
+    factor = int(sigma // 16)
+    if factor <= 1:
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
+    rows, columns = image.shape
+    margin = math.ceil(4 * sigma / factor) * factor
+    padded = cv2.copyMakeBorder(
+        image,
+        margin,
+        margin + (-rows % factor),
+        margin,
+        margin + (-columns % factor),
+        cv2.BORDER_REFLECT_101,
+    )
+    height, width = padded.shape
+    small = cv2.resize(padded, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    # a block average is already a box blur of variance (factor^2 - 1) / 12 pixels^2
+    rest = math.sqrt(sigma**2 - (factor**2 - 1) / 12) / factor
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=rest)
+    full = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    return full[margin : margin + rows, margin : margin + columns]
+
+
 def _tissue(rng: np.random.Generator, rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
     """A breast against the left edge (chest wall): image in [0, 1] and the breast mask."""
     yy, xx = np.mgrid[0:rows, 0:columns].astype(np.float32)
@@ -125,10 +158,7 @@ def _tissue(rng: np.random.Generator, rows: int, columns: int) -> tuple[np.ndarr
     inside = (xx / depth) ** 2 + ((yy - center) / half) ** 2
     mask = inside <= 1.0
     noise = rng.normal(0.0, 1.0, (rows, columns)).astype(np.float32)
-    texture = (
-        cv2.GaussianBlur(noise, (0, 0), sigmaX=rows / 40) * 0.5
-        + cv2.GaussianBlur(noise, (0, 0), sigmaX=rows / 12) * 2.0
-    )
+    texture = _blur(noise, rows / 40) * 0.5 + _blur(noise, rows / 12) * 2.0
     density = rng.uniform(0.35, 0.5)
     tissue = density + 0.07 * texture - 0.12 * inside
     image = np.where(mask, np.clip(tissue, 0.08, 0.9), 0.02)

@@ -3,7 +3,9 @@
 Samples are annotated people (``<img_no>-<person_no>``), grouped for the CV layer by a capture
 facet (``group_key``: the recording folder by default, so that no actor's take and no instant seen
 by several cameras is in two folds). The 3D poses and ``cameras.json`` ride along for the
-multi-view evaluation of the task.
+multi-view evaluation of the task. With ``detections`` set, the test part is evaluated on the
+crops of a detector's person boxes on the test images instead of the ground-truth boxes (the
+paper's protocol); the ground-truth people stay available for scoring (:meth:`ground_truth`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from kbaselines.data.fold_datamodule import FoldDataModule
 from kbaselines.data.pose.dataset import PoseDataset
+from kbaselines.data.pose.detections import Detections, read_detections
 from kbaselines.data.pose.joints import JOINTS
 from kbaselines.data.pose.reader import (
     Camera,
@@ -38,7 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Image facets usable as ``group_key``, ``stratify_key`` or ``domain_key``.
 FACETS = ("recording", "video_no", "action", "camera", "instant")
-SPLIT_PARTS = ("train", "val", "test")
 _SHOWN = 20
 
 Sample = tuple[PosePerson, PoseImage]
@@ -76,6 +78,11 @@ class PoseDataModule(FoldDataModule):
         domain_key: facet whose values are the domains of ``leave_one_group_out``, or None.
         skip_broken: leave out broken records (counted and listed in a warning) instead of
             stopping with an error.
+        detections: a COCO results file of detected person boxes (``image_id`` = ``img_no``;
+            relative paths are under ``root``) to evaluate the test part with; None: the
+            ground-truth boxes.
+        detection_category: the person category id of the detections file.
+        detection_min_score: detections scoring below it are left out (counted).
     """
 
     def __init__(
@@ -105,22 +112,21 @@ class PoseDataModule(FoldDataModule):
         stratify_key: str | None = None,
         domain_key: str | None = None,
         skip_broken: bool = False,
+        detections: str | None = None,
+        detection_category: int = 1,
+        detection_min_score: float = 0.0,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("group_key", group_key),
-            ("stratify_key", stratify_key),
-            ("domain_key", domain_key),
-        ):
-            if value is not None and value not in FACETS:
-                raise ValueError(f"data.{name}={value!r} must be one of {', '.join(FACETS)}")
+        super().__init__(
+            root, batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed,
+            split, synthetic,
+        )  # fmt: skip
+        self.check_keys(
+            FACETS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key
+        )
         if len(input_size) != 2 or any(int(v) % 32 for v in input_size):
             raise ValueError(
                 f"data.input_size={list(input_size)} must be [height, width], multiples of 32"
             )
-        if split is not None and set(split) - set(SPLIT_PARTS):
-            raise ValueError(f"split has parts {sorted(set(split) - set(SPLIT_PARTS))}")
-        self.root = root
         self.image_dir = image_dir
         self.annotations_2d = annotations_2d
         self.annotations_3d = annotations_3d
@@ -129,24 +135,23 @@ class PoseDataModule(FoldDataModule):
         self.crop = {"stride": stride, "sigma": sigma, "enlarge": enlarge}
         self.augmentation = {"rotation": rotation, "scale": scale, "flip": flip}
         self.augment = augment
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.seed = seed
-        self.split = None if split is None else {k: list(v) for k, v in split.items()}
-        self.synthetic = None if synthetic is None else dict(synthetic)
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.domain_key = domain_key
         self.skip_broken = skip_broken
+        self.detections_file = detections
+        self.detection_settings = {
+            "category_id": detection_category,
+            "min_score": detection_min_score,
+        }
         self._samples: dict[str, Sample] | None = None
+        self._images: dict[int, PoseImage] = {}
+        self._detections: Detections | None = None
+        self.truth: dict[str, list[Sample]] = {}
         self._problems: list[Problem] = []
         self.clipped_boxes = 0
         self.poses_3d: dict[tuple[str, int], np.ndarray] = {}
         self.cameras: dict[str, Camera] = {}
-        self.datasets: dict[str, PoseDataset] = {}
 
     # -- the files --------------------------------------------------------------------------------
     @property
@@ -162,9 +167,7 @@ class PoseDataModule(FoldDataModule):
     def prepare_data(self) -> None:
         """Generate the synthetic dataset when configured (once)."""
         if self.synthetic is not None:
-            if self.root is None:
-                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
-            ensure_synthetic_pose(self.root, **self.synthetic)
+            ensure_synthetic_pose(self.synthetic_root(), **self.synthetic)
 
     def _read(self) -> dict[str, Sample]:
         """Read every file once: people by sample id, 3D poses, cameras, problems."""
@@ -187,6 +190,7 @@ class PoseDataModule(FoldDataModule):
                 continue
             problems += content.problems
             self.clipped_boxes += content.clipped_boxes
+            self._images.update(content.images)
             for img_no in content.images:
                 if img_no in owner:
                     problems.append(
@@ -276,19 +280,15 @@ class PoseDataModule(FoldDataModule):
         """Build the fold's datasets from ``split`` (once)."""
         if self.datasets:
             return
-        samples = self.samples()
-        parts = self.split if self.split is not None else {"test": list(samples)}
-        for part, ids in parts.items():
-            unknown = [i for i in ids if i not in samples]
-            if unknown:
-                raise ValueError(
-                    f"the {part} part of the split names {len(unknown)} people not in the dataset, "
-                    f"e.g. {unknown[:3]}: the split was made for other data settings"
-                )
-            if ids:
+        parts = self.fold_parts(self.samples(), "people", "root, annotation globs, skip_broken")
+        for part, people in parts.items():
+            if part == "test" and self.detections_file is not None and people:
+                self.truth[part] = people
+                people = self._detected_people(people)
+            if people:
                 self.datasets[part] = PoseDataset(
                     self.image_root,
-                    [samples[i] for i in ids],
+                    people,
                     self.input_size,
                     train=part == "train" and self.augment,
                     seed=self.seed,
@@ -297,10 +297,70 @@ class PoseDataModule(FoldDataModule):
                 )
 
     def eval_samples(self, part: str) -> list[Sample]:
-        """The ``(person, image)`` pairs of an evaluation part, in loader order."""
+        """The ``(person, image)`` pairs of an evaluation part, in loader order: the annotated
+        people, or the detected ones where :meth:`uses_detections`."""
         if part not in self.datasets:
             raise RuntimeError(f"no {part} set: call setup() first, or the split's {part} is empty")
         return list(self.datasets[part].samples)
+
+    def uses_detections(self, part: str) -> bool:
+        """Whether the part's crops come from the detections file."""
+        return part in self.truth
+
+    def ground_truth(self, part: str) -> list[Sample]:
+        """The annotated ``(person, image)`` pairs that score an evaluation part."""
+        return list(self.truth[part]) if part in self.truth else self.eval_samples(part)
+
+    # -- detections -------------------------------------------------------------------------------
+    def detections(self) -> Detections:
+        """The detections file, read once against every image of the 2D files.
+
+        Raises:
+            PoseFormatError: the file is unreadable, or has broken records (unless
+                ``skip_broken``: then they are left out, counted and listed in a warning).
+        """
+        if self._detections is not None:
+            return self._detections
+        self._read()
+        path = self._detections_path()
+        found = read_detections(path, self._images, **self.detection_settings)
+        if found.problems:
+            listing = "\n  ".join(str(p) for p in found.problems[:_SHOWN])
+            message = f"{len(found.problems)} unusable records in the detections file:\n  {listing}"
+            if not self.skip_broken:
+                raise PoseFormatError(
+                    path, f"{message}\nFix them, or set data.skip_broken=true to leave them out"
+                )
+            log.warning("%s\nThey are left out (data.skip_broken=true).", message)
+        log.info(
+            "%s: %d detections; left out %d of other categories and %d scoring below %s; "
+            "%d boxes clipped to their image",
+            path,
+            len(found),
+            found.other_categories,
+            found.below_score,
+            self.detection_settings["min_score"],
+            found.clipped_boxes,
+        )
+        self._detections = found
+        return found
+
+    def _detections_path(self) -> Path:
+        path = Path(self.detections_file or "")
+        return path if path.is_absolute() else self.folder / path
+
+    def _detected_people(self, truth: list[Sample]) -> list[Sample]:
+        """The detections on the images of ``truth``'s people, as crops to evaluate."""
+        images = {image.img_no: image for _, image in truth}
+        by_image = self.detections().by_image
+        people = [(d, images[n]) for n in sorted(images) for d in by_image.get(n, [])]
+        if not people:
+            raise ValueError(
+                f"{self.detections_file}: no detection on any of the {len(images)} test images; "
+                "is image_id the img_no of the 2D files (and data.detection_category the "
+                "person category)?"
+            )
+        return people
 
     # -- checking ---------------------------------------------------------------------------------
     def check(self) -> DatasetReport:
@@ -352,4 +412,20 @@ class PoseDataModule(FoldDataModule):
                 "calibrated cameras": len(self.cameras),
             },
         }
+        if self.detections_file is not None:
+            try:
+                found = read_detections(
+                    self._detections_path(), self._images, **self.detection_settings
+                )
+            except PoseFormatError as error:
+                problems.append(error.problem)
+            else:
+                problems += found.problems
+                counts["detections"] = {
+                    "boxes": len(found),
+                    "images with a box": len(found.by_image),
+                    "other categories (left out)": found.other_categories,
+                    "below data.detection_min_score (left out)": found.below_score,
+                    "clipped boxes": found.clipped_boxes,
+                }
         return DatasetReport("Pose", str(self.folder), counts, problems)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from kbaselines.data.pose.joints import JOINTS, NUM_JOINTS
@@ -126,14 +127,36 @@ class Camera:
 
     @property
     def P(self) -> np.ndarray:
-        """The 3x4 projection matrix ``K [R | t]``."""
+        """The 3x4 projection matrix ``K [R | t]`` of the undistorted (pinhole) image."""
         return self.K @ np.hstack([self.R, self.t[:, None]])
 
+    @property
+    def distorted(self) -> bool:
+        return bool(np.any(self.dist != 0))
+
     def project(self, points: np.ndarray) -> np.ndarray:
-        """Pixel coordinates ``[N, 2]`` of world points ``[N, 3]`` (lens distortion ignored)."""
+        """Pixel coordinates ``[N, 2]`` of world points ``[N, 3]``, with the lens distortion
+        ``dist`` = ``[k1, k2, p1, p2, k3]`` (OpenCV's model) applied."""
         cam = points @ self.R.T + self.t
-        uvw = cam @ self.K.T
-        return uvw[:, :2] / uvw[:, 2:3]
+        x, y = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2]
+        if self.distorted:
+            k1, k2, p1, p2, k3 = np.pad(self.dist, (0, max(0, 5 - len(self.dist))))[:5]
+            r2 = x * x + y * y
+            radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+            x, y = (
+                x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+                y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
+            )
+        uvw = np.stack([x, y, np.ones_like(x)], axis=1) @ self.K.T
+        return uvw[:, :2]
+
+    def undistort(self, pixels: np.ndarray) -> np.ndarray:
+        """The pinhole pixel coordinates ``[N, 2]`` (those :attr:`P` projects to) of observed
+        pixels ``[N, 2]``: the lens distortion removed, so that triangulation is exact."""
+        if not self.distorted:
+            return np.asarray(pixels, dtype=np.float64)
+        points = np.asarray(pixels, dtype=np.float64).reshape(-1, 1, 2)
+        return cv2.undistortPoints(points, self.K, self.dist, P=self.K).reshape(-1, 2)
 
 
 def parse_img_path(img_path: str) -> tuple[str, str, str]:
@@ -361,5 +384,11 @@ def read_cameras(path: str | Path) -> dict[str, Camera]:
             raise PoseFormatError(
                 path, f"bad or missing {error}: needs K 3x3, R 3x3, t 3", f"camera {name!r}"
             ) from error
+        if camera.dist.shape not in ((4,), (5,)):
+            raise PoseFormatError(
+                path,
+                f"dist has {camera.dist.size} values; expected [k1, k2, p1, p2, k3] (pose.md)",
+                f"camera {name!r}",
+            )
         cameras[re.sub(r"\s+", " ", name)] = camera
     return cameras

@@ -7,8 +7,10 @@ that the head segment is about 25 cm), drawn as shaded capsules with a z-buffer 
 background (shirt, sleeves, trousers, skin and gloves in each actor's colours, so that elbows and
 wrists show at small sizes); a face on the front of the head and a mark on the chest tell front
 from back, so that left and right can be learned. Visibility flags come from the z-buffer (2 visible, 1 occluded,
-0 outside the image). Written as images, one 2D JSON and one 3D JSON per recording, and
-``cameras.json``; a marker file written last makes a half-written tree never look complete.
+0 outside the image). Written as images, one 2D JSON and one 3D JSON per recording,
+``cameras.json``, and ``detections.json``: the person boxes of a simulated detector in COCO results
+format (jittered boxes, a few people missed, a few false alarms at low scores), for evaluating with
+``data.detections``. A marker file written last makes a half-written tree never look complete.
 
     python -m kbaselines.data.pose.synthetic --root data/pose_synthetic
 """
@@ -31,12 +33,19 @@ from kbaselines.data import generated
 from kbaselines.data.pose.joints import JOINTS, NUM_JOINTS, SKELETON
 from kbaselines.data.pose.reader import SUFFIXES_2D, SUFFIXES_3D, Camera
 
-__all__ = ["GENERATOR_VERSION", "MARKER", "ensure_synthetic_pose", "generate_pose", "random_pose"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "MARKER",
+    "ensure_synthetic_pose",
+    "generate_pose",
+    "random_pose",
+    "simulate_detections",
+]
 
 log = logging.getLogger(__name__)
 
 MARKER = ".pose_synthetic.json"
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 ACTIONS = ("standing", "walking", "squat", "arms_up", "dance")
 # limb lengths (mm) and capsule radii (mm) of the figure
 THIGH, SHIN, UPPER_ARM, FOREARM = 430.0, 420.0, 290.0, 260.0
@@ -366,6 +375,7 @@ def _write_dataset(
     cameras = make_cameras(num_cameras, width, height, focal, rng)
     (tmp / "annotations").mkdir()
     img_no = 0
+    boxes: dict[int, list[list[int]]] = {}
     for rec in tqdm(range(num_recordings), desc="synthetic pose recordings", leave=False):
         action = ACTIONS[rec % len(ACTIONS)]
         name = f"{rec % len(ACTIONS) + 1}-{rec + 1}"
@@ -410,6 +420,7 @@ def _write_dataset(
                 pixels, masks, flags = render(backgrounds[camera_id], people, camera, rng)
                 path = f"{folder}/{name}-01-{camera_id}_{frame}.jpg"
                 Image.fromarray(pixels).save(tmp / "images" / path, quality=92)
+                boxes[img_no] = []
                 images_2d.append(
                     {
                         "video_no": rec + 1,
@@ -429,16 +440,13 @@ def _write_dataset(
                     uv = camera.project(joints)
                     keypoints = np.hstack([np.round(uv, 1), v[:, None]])
                     keypoints[v == 0] = 0
+                    bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+                    boxes[img_no].append(bbox)
                     people_2d.append(
                         {
                             "img_no": img_no,
                             "person_no": number,
-                            "bbox": [
-                                int(xs.min()),
-                                int(ys.min()),
-                                int(xs.max()) + 1,
-                                int(ys.max()) + 1,
-                            ],
+                            "bbox": bbox,
                             "keypoints": keypoints.ravel().tolist(),
                             "num_keypoints": int((v > 0).sum()),
                         }
@@ -465,6 +473,53 @@ def _write_dataset(
         for name, c in cameras.items()
     }
     (tmp / "cameras.json").write_text(json.dumps(calibration, indent=1))
+    detector = np.random.default_rng([seed, 1])  # apart from the images' draws
+    (tmp / "detections.json").write_text(
+        json.dumps(simulate_detections(boxes, width, height, detector))
+    )
+
+
+def simulate_detections(
+    boxes: dict[int, list[list[int]]],
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    miss: float = 0.03,
+    jitter: float = 0.05,
+    false_alarms: float = 0.15,
+) -> list[dict[str, Any]]:
+    """A person detector's output on images with the people ``boxes`` (``img_no`` to ``[x1, y1,
+    x2, y2]`` boxes), in COCO results format: each person missed with probability ``miss``, else
+    found with each edge moved by ``jitter`` x the box size (normal) and a score of 0.55-0.99; and
+    a false alarm at a score under 0.6 on a ``false_alarms`` share of images."""
+    found = []
+    for img_no, people in sorted(boxes.items()):
+        for x1, y1, x2, y2 in people:
+            if rng.uniform() < miss:
+                continue
+            w, h = x2 - x1, y2 - y1
+            dx1, dx2 = rng.normal(0, jitter * w, 2)
+            dy1, dy2 = rng.normal(0, jitter * h, 2)
+            left, top = max(0.0, x1 + dx1), max(0.0, y1 + dy1)
+            right, bottom = min(width, x2 + dx2), min(height, y2 + dy2)
+            if right - left >= 2 and bottom - top >= 2:
+                found.append(
+                    (img_no, [left, top, right - left, bottom - top], rng.uniform(0.55, 0.99))
+                )
+        if rng.uniform() < false_alarms:
+            w = rng.uniform(0.1, 0.25) * width
+            h = min(height - 1.0, w * rng.uniform(1.5, 3.0))
+            x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            found.append((img_no, [x, y, w, h], rng.uniform(0.05, 0.6)))
+    return [
+        {
+            "image_id": img_no,
+            "category_id": 1,
+            "bbox": [round(float(v), 2) for v in box],
+            "score": round(float(score), 4),
+        }
+        for img_no, box, score in found
+    ]
 
 
 def ensure_synthetic_pose(root: str | Path, **arguments: Any) -> Path:

@@ -33,7 +33,6 @@ __all__ = ["GROUP_KEYS", "XrayDataModule", "class_aware_weights"]
 
 log = logging.getLogger(__name__)
 
-SPLIT_PARTS = ("train", "val", "test")
 GROUP_KEYS = ("sample", "image")
 STRATIFY_KEYS = ("category",)
 DOMAIN_KEYS = ("scanner", "scenario", "family")
@@ -116,7 +115,10 @@ class XrayDataModule(FoldDataModule):
         stratify_key: str | None = "category",
         domain_key: str | None = "scanner",
     ) -> None:
-        super().__init__()
+        super().__init__(
+            root, batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed,
+            split, synthetic,
+        )  # fmt: skip
         for name, value, allowed in (
             ("group_key", group_key, GROUP_KEYS),
             ("stratify_key", stratify_key, (*STRATIFY_KEYS, None)),
@@ -125,9 +127,6 @@ class XrayDataModule(FoldDataModule):
         ):
             if value not in allowed:
                 raise ValueError(f"data.{name}={value!r} must be one of {list(allowed)}")
-        if split is not None and set(split) - set(SPLIT_PARTS):
-            raise ValueError(f"split has parts {sorted(split)}; expected {', '.join(SPLIT_PARTS)}")
-        self.root = root
         self.annotation_format = annotation_format
         self.annotation_files = None if annotation_files is None else list(annotation_files)
         self.category_map = dict(category_map or {})
@@ -135,27 +134,16 @@ class XrayDataModule(FoldDataModule):
         self.max_size = max_size
         self.augment = augment
         self.sampler = sampler
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.seed = seed
-        self.split = None if split is None else {k: list(v) for k, v in split.items()}
-        self.synthetic = None if synthetic is None else dict(synthetic)
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.domain_key = domain_key
         self._annotations: XrayAnnotations | None = None
-        self.datasets: dict[str, XrayDataset] = {}
 
     # -- the annotations --------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Generate the synthetic tree when configured (once)."""
         if self.synthetic is not None:
-            if self.root is None:
-                raise FileNotFoundError("data.synthetic is set but data.root is not: set data.root")
-            ensure_synthetic_xray(self.root, **self.synthetic)
+            ensure_synthetic_xray(self.synthetic_root(), **self.synthetic)
 
     @property
     def annotations(self) -> XrayAnnotations:
@@ -238,24 +226,14 @@ class XrayDataModule(FoldDataModule):
         if self.datasets:
             return
         by_path = {i.path: i for i in self.images()}
-        parts = self.split if self.split is not None else {"test": list(by_path)}
-        seen: set[str] = set()
-        for part, ids in parts.items():
-            unknown = [i for i in ids if i not in by_path]
-            if unknown:
-                raise XrayFormatError(
-                    f"the {part} part of the split names {len(unknown)} images without an "
-                    f"annotation, e.g. {unknown[:3]}: the split was made for other data settings"
-                )
-            if seen.intersection(ids):
-                raise ValueError(
-                    f"the split puts {sorted(seen.intersection(ids))[:3]} in two parts"
-                )
-            seen.update(ids)
-            if ids:
+        parts = self.fold_parts(
+            by_path, "annotated images", "root, annotation format, skip_broken", XrayFormatError
+        )
+        for part, images in parts.items():
+            if images:
                 self.datasets[part] = XrayDataset(
                     self.root,
-                    [by_path[i] for i in ids],
+                    images,
                     self.category_ids,
                     train=part == "train" and self.augment,
                     max_size=self.max_size,
