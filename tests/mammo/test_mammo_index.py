@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mammo_fixtures import VIEW_TAGS, write_case, write_contours, write_metadata
 
@@ -145,3 +147,33 @@ def test_undecodable_pixels_are_a_case_problem(tmp_path: Path) -> None:
     with pytest.raises(MammoDataError, match=r"images/2/3\.dcm"):
         MammoDataModule(**settings).sample_table()  # a fresh instance reads the recorded failure
     assert MammoDataModule(**settings, skip_bad_cases=True).sample_table().ids == ["1"]
+
+
+def test_headers_are_kept_between_starts_and_read_again_when_a_file_changes(
+    tmp_path: Path,
+) -> None:
+    from kbaselines.data.mammo.headers import HeaderCache
+    from kbaselines.data.mammo.synthetic import write_dicom
+
+    root = _tree(tmp_path / "tree", {"1": "normal", "2": "cancer"})
+    file = tmp_path / "cache" / "dicom_headers.json"
+    first = build_index(root, file)
+    assert file.is_file()
+    again = HeaderCache(file)
+    for case in first.cases:  # every header comes back from the cache, equal to the file's
+        for view, rel in case.views.items():
+            assert again.header(root / rel, rel) == case.headers[view]
+    assert (again.reused, again.read) == (8, 0)
+    # a file exported again (here: another device, a wider image) is read again
+    rel = first.cases[1].views["lcc"]
+    write_dicom(root / rel, np.zeros((40, 24)), "L", "CC", device=("Hologic", "Selenia"))
+    second = build_index(root, file)
+    assert second.cases[1].headers["lcc"].rows == 40
+    assert second.cases[1].headers["lcc"].manufacturer == "Hologic"
+    # a removed case drops out of the cache; a broken cache file is read past
+    shutil.rmtree(root / "images" / "1")
+    write_metadata(root, [{"case_id": "2", "recvid": "p2", "grp": "cancer"}])
+    build_index(root, file)
+    assert all(not key.startswith("images/1/") for key in json.loads(file.read_text())["headers"])
+    file.write_text("{broken")
+    assert [c.case_id for c in build_index(root, file).cases] == ["2"]

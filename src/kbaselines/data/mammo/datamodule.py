@@ -135,16 +135,20 @@ class MammoDataModule(FoldDataModule):
                 raise FileNotFoundError(
                     "data.root is not set: data.root=/path/to/mammography, or data=mammo_synthetic"
                 )
-            self._index = build_index(self.root)
+            self._index = build_index(self.root, self._cache_base() / "dicom_headers.json")
         return self._index
+
+    def _cache_base(self) -> Path:
+        """This root's folder under ``cache_dir`` (default ``<root>/.cache``)."""
+        base = Path(self.cache_dir) if self.cache_dir else Path(self.root) / ".cache"
+        root_key = hashlib.sha1(str(Path(self.root).resolve()).encode()).hexdigest()[:10]
+        return base / f"mammo_{root_key}"
 
     @property
     def cache(self) -> ImageCache:
         """The image cache of this root and preprocessing setting."""
         if self._cache is None:
-            base = Path(self.cache_dir) if self.cache_dir else Path(self.root) / ".cache"
-            root_key = hashlib.sha1(str(Path(self.root).resolve()).encode()).hexdigest()[:10]
-            self._cache = ImageCache(base / f"mammo_{root_key}", self.cache_size, self.flip_right)
+            self._cache = ImageCache(self._cache_base(), self.cache_size, self.flip_right)
         return self._cache
 
     def prepare_data(self) -> None:

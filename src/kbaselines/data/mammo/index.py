@@ -16,7 +16,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from kbaselines.data.mammo.contours import Lesion, MammoContourError, read_contours, read_masks
-from kbaselines.data.mammo.dicom import VIEWS, DicomHeader, MammoDicomError, read_header
+from kbaselines.data.mammo.dicom import VIEWS, DicomHeader, MammoDicomError
+from kbaselines.data.mammo.headers import HeaderCache
 from kbaselines.data.report import Problem
 
 __all__ = ["CLASSES", "MammoCase", "MammoIndex", "build_index", "read_metadata"]
@@ -117,14 +118,14 @@ def _breast_labels(grp: str, lesions: list[Lesion], side_text: str) -> dict[str,
 
 
 def _case_views(
-    root: Path, folder: Path, problems: list[Problem]
+    root: Path, folder: Path, problems: list[Problem], cache: HeaderCache
 ) -> tuple[dict[str, str], dict[str, DicomHeader]]:
     views: dict[str, str] = {}
     headers: dict[str, DicomHeader] = {}
     for path in sorted(folder.glob("*.dcm")):
         rel = path.relative_to(root).as_posix()
         try:
-            header = read_header(path)
+            header = cache.header(path, rel)
         except MammoDicomError as error:
             problems.append(Problem(rel, error.reason))
             continue
@@ -175,9 +176,16 @@ def _lesions(
     return lesions, discard
 
 
-def build_index(root: str | Path) -> MammoIndex:
-    """Read metadata, every case folder's DICOM headers and the contours; collect problems."""
+def build_index(root: str | Path, header_cache: str | Path | None = None) -> MammoIndex:
+    """Read metadata, every case folder's DICOM headers and the contours; collect problems.
+
+    Args:
+        root: the dataset folder.
+        header_cache: a file keeping the DICOM headers between starts
+            (:class:`~kbaselines.data.mammo.headers.HeaderCache`); None reads every header.
+    """
     root = Path(root)
+    cache = HeaderCache(header_cache)
     metadata = _metadata_file(root)
     rows = read_metadata(metadata)
     index = MammoIndex(root=root, cases=[])
@@ -220,7 +228,7 @@ def build_index(root: str | Path) -> MammoIndex:
             )
             views, headers = {}, {}
         else:
-            views, headers = _case_views(root, folders[case_id], problems)
+            views, headers = _case_views(root, folders[case_id], problems, cache)
         lesions, discard = (
             _lesions(root, case_id, row["grp"], headers, problems) if headers else ([], False)
         )
@@ -243,6 +251,7 @@ def build_index(root: str | Path) -> MammoIndex:
                 meta=row,
             )
         )
+    cache.save()
     if index.discarded:
         log.info(
             "%d cases left out: discard_yn = 1 (%s)",
