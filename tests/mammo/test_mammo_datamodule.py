@@ -37,31 +37,21 @@ def test_cache_is_built_once_and_invalidated(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def datamodule(mammo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> MammoDataModule:
-    cache = tmp_path_factory.mktemp("cache")
-    module = MammoDataModule(
-        root=str(mammo_tree),
-        cache_dir=str(cache),
-        cache_size=(128, 104),
-        image_size=(64, 52),
-        patch_size=64,
-        patch_input_size=32,
-        stage1_epochs=1,
-        batch_size=4,
-    )
+    settings = {
+        "root": str(mammo_tree),
+        "cache_dir": str(tmp_path_factory.mktemp("cache")),
+        "cache_size": (128, 104),
+        "image_size": (64, 52),
+        "patch_size": 64,
+        "patch_input_size": 32,
+        "stage1_epochs": 1,
+        "batch_size": 4,
+    }
+    module = MammoDataModule(**settings)
     module.prepare_data()
     table = module.sample_table()
     split = {"train": table.ids[:6], "val": table.ids[6:9], "test": table.ids[9:]}
-    module = MammoDataModule(
-        root=str(mammo_tree),
-        cache_dir=str(cache),
-        cache_size=(128, 104),
-        image_size=(64, 52),
-        patch_size=64,
-        patch_input_size=32,
-        stage1_epochs=1,
-        batch_size=4,
-        split=split,
-    )
+    module = MammoDataModule(**settings, split=split)
     module.setup("fit")
     return module
 

@@ -10,18 +10,45 @@ dataset at once: one generates under a lock, the others wait and find it made.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ensure_generated", "generation_lock", "read_marker", "write_generated"]
+__all__ = [
+    "ensure_generated",
+    "generation_lock",
+    "generator_arguments",
+    "read_marker",
+    "write_generated",
+]
 
 log = logging.getLogger(__name__)
+
+
+def generator_arguments(generate: Callable[..., Any], arguments: Mapping[str, Any]) -> dict:
+    """Every argument of ``generate(root, ...)`` but ``root``, defaults filled in and sequences
+    as lists, so that the marker compares equal whether a setting was given or left out.
+
+    Raises:
+        ValueError: an argument ``generate`` does not take, naming the ones it does.
+    """
+    known = [name for name in inspect.signature(generate).parameters if name != "root"]
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        raise ValueError(f"data.synthetic has unknown arguments {unknown}; known: {known}")
+    bound = inspect.signature(generate).bind("root", **arguments)
+    bound.apply_defaults()
+    return {
+        name: list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+        for name, value in bound.arguments.items()
+        if name != "root"
+    }
 
 
 def read_marker(root: str | Path, marker_name: str) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ unless a checkpoint is loaded.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import timm
@@ -45,6 +46,28 @@ def _sized(net: FasterRCNN, num_classes: int) -> FasterRCNN:
     return net
 
 
+def _from_scratch(
+    builder: Callable[..., FasterRCNN],
+    num_classes: int,
+    min_size: int,
+    max_size: int,
+    trainable_layers: int | None,
+    **kwargs,
+) -> FasterRCNN:
+    """A torchvision detector builder called without weights (no download), sized for
+    ``num_classes`` object classes plus torchvision's background class."""
+    net = builder(
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes + 1,
+        min_size=min_size,
+        max_size=max_size,
+        trainable_backbone_layers=trainable_layers,
+        **kwargs,
+    )
+    return _sized(net, num_classes)
+
+
 def fasterrcnn_resnet50_fpn_v2(
     num_classes: int,
     min_size: int = 800,
@@ -56,16 +79,9 @@ def fasterrcnn_resnet50_fpn_v2(
 
     ``trainable_layers`` freezes the first backbone stages (it matters with loaded weights; None:
     torchvision's choice, all layers without weights)."""
-    net = _tv_resnet50_v2(
-        weights=None,
-        weights_backbone=None,
-        num_classes=num_classes + 1,
-        min_size=min_size,
-        max_size=max_size,
-        trainable_backbone_layers=trainable_layers,
-        **kwargs,
+    return _from_scratch(
+        _tv_resnet50_v2, num_classes, min_size, max_size, trainable_layers, **kwargs
     )
-    return _sized(net, num_classes)
 
 
 def fasterrcnn_mobilenet_v3_large_fpn(
@@ -77,16 +93,7 @@ def fasterrcnn_mobilenet_v3_large_fpn(
 ) -> FasterRCNN:
     """torchvision's MobileNetV3-Large-FPN Faster R-CNN, from scratch (no download); see
     :func:`fasterrcnn_resnet50_fpn_v2` for ``trainable_layers``."""
-    net = _tv_mobilenet(
-        weights=None,
-        weights_backbone=None,
-        num_classes=num_classes + 1,
-        min_size=min_size,
-        max_size=max_size,
-        trainable_backbone_layers=trainable_layers,
-        **kwargs,
-    )
-    return _sized(net, num_classes)
+    return _from_scratch(_tv_mobilenet, num_classes, min_size, max_size, trainable_layers, **kwargs)
 
 
 class TimmFPNBackbone(nn.Module):

@@ -146,7 +146,7 @@ class PoseTask(pl.LightningModule):
         outputs = self._gathered(stage)
         datamodule = self.trainer.datamodule
         every = datamodule.eval_samples(stage)
-        evaluated = [every[i] for i in outputs["index"]]  # all of them, but for the sanity check
+        evaluated = [every[i] for i in outputs["index"]]  # the loader's items, in output order
         scores = outputs["peaks"].mean(axis=1) * np.array([p.score for p, _ in evaluated])
         truth, match = _pair(datamodule, stage, evaluated, scores)
         found = match >= 0
@@ -176,7 +176,7 @@ class PoseTask(pl.LightningModule):
             metrics.update(
                 {"oks_ap": coco["ap"], "oks_ap50": coco["ap50"], "oks_ap75": coco["ap75"]}
             )
-            errors = self._errors_3d(truth, joints[found], peaks[found], np.flatnonzero(found))
+            errors = self._errors_3d(truth, joints, peaks, found)
             if errors is not None:
                 metrics["mpjpe"] = float(errors["mpjpe"].mean())
                 metrics["p_mpjpe"] = float(errors["p_mpjpe"].mean())
@@ -209,22 +209,23 @@ class PoseTask(pl.LightningModule):
         return metrics
 
     def _errors_3d(
-        self, truth: list, joints: np.ndarray, peaks: np.ndarray, rows: np.ndarray
+        self, truth: list, joints: np.ndarray, peaks: np.ndarray, found: np.ndarray
     ) -> dict[str, np.ndarray] | None:
-        """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm) from the predicted ``joints`` and
-        ``peaks`` of the people ``truth[rows]``, or None without 3D data."""
+        """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm) from the ``joints`` and ``peaks``
+        predicted for the people ``truth`` (the views of people marked ``found``), or None
+        without 3D data."""
         datamodule = self.trainer.datamodule
         cameras, poses = getattr(datamodule, "cameras", {}), getattr(datamodule, "poses_3d", {})
         views: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for k, row in enumerate(rows):
-            person, image = truth[row]
+        for k in np.flatnonzero(found):
+            person, image = truth[k]
             if image.camera in cameras and (image.instant, person.person_no) in poses:
                 views[(image.instant, person.person_no)].append(k)
         errors: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": []}
         for key, ks in sorted(views.items()):
             if len(ks) < self.hparams.min_views:
                 continue
-            view_cameras = [cameras[truth[rows[k]][1].camera] for k in ks]
+            view_cameras = [cameras[truth[k][1].camera] for k in ks]
             points = np.stack(
                 [c.undistort(joints[k]) for c, k in zip(view_cameras, ks, strict=True)]
             )

@@ -19,7 +19,6 @@ CNN trained on other people reaches about 0.95 in a few seconds (``tests/test_kf
 from __future__ import annotations
 
 import argparse
-import inspect
 import itertools
 import logging
 import math
@@ -329,10 +328,7 @@ def _render(
 
 def _arguments(**arguments: Any) -> dict[str, Any]:
     """The full, JSON-ready arguments of :func:`generate_kface` (defaults filled in)."""
-    bound = inspect.signature(generate_kface).bind("root", **arguments)
-    bound.apply_defaults()
-    values = dict(bound.arguments)
-    values.pop("root")
+    values = generated.generator_arguments(generate_kface, arguments)
     for name in ("sessions", "lights", "expressions", "cameras"):
         if isinstance(values[name], str):
             values[name] = [values[name]]

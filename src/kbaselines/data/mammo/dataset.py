@@ -78,7 +78,23 @@ def _crop(image: np.ndarray, cy: int, cx: int, size: int) -> np.ndarray:
     return crop
 
 
-class ViewDataset(Dataset):
+class _CachedItems(Dataset):
+    """Items read from the image cache, with an augmentation stream reseeded per worker."""
+
+    def __init__(self, cache: ImageCache, items: list, train: bool, seed: int) -> None:
+        self.cache = cache
+        self.items = items
+        self.train = train
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class ViewDataset(_CachedItems):
     """Whole views resized to ``size`` (rows, columns); vertical flips when ``train``."""
 
     def __init__(
@@ -89,17 +105,8 @@ class ViewDataset(Dataset):
         train: bool = False,
         seed: int = 0,
     ) -> None:
-        self.cache = cache
-        self.items = items
+        super().__init__(cache, items, train, seed)
         self.size = (int(size[0]), int(size[1]))
-        self.train = train
-        self.rng = np.random.default_rng(seed)
-
-    def reseed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = self.items[index]
@@ -118,7 +125,7 @@ class ViewDataset(Dataset):
         }
 
 
-class PatchDataset(Dataset):
+class PatchDataset(_CachedItems):
     """Square patches (each item's ``patch`` cached pixels), resized to ``input_size``.
 
     Lesion patches are centred at a random point of the lesion's box; normal patches, from normal
@@ -134,17 +141,8 @@ class PatchDataset(Dataset):
         train: bool = True,
         seed: int = 0,
     ) -> None:
-        self.cache = cache
-        self.items = items
+        super().__init__(cache, items, train, seed)
         self.input_size = int(input_size)
-        self.train = train
-        self.rng = np.random.default_rng(seed)
-
-    def reseed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     @property
     def classes(self) -> list[str]:

@@ -17,8 +17,6 @@ import argparse
 import csv
 import json
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from tqdm.auto import tqdm
+
+from kbaselines.data import generated
 
 __all__ = ["GENERATOR_VERSION", "MARKER", "ensure_synthetic_mammo", "generate_mammo", "write_dicom"]
 
@@ -301,62 +301,32 @@ def generate_mammo(
         rows, columns: image size in pixels.
         seed: every case is drawn from ``(seed, case number)``.
     """
-    root = Path(root)
-    if root.exists() and not (root / MARKER).is_file() and any(root.iterdir()):
-        raise FileExistsError(
-            f"{root} exists and is not a generated mammography tree (no {MARKER})"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-"))
-    try:
-        cases = _case_rows(num_cases, np.random.default_rng(seed))
-        for i, row in enumerate(tqdm(cases, desc="drawing synthetic mammograms")):
-            contour = _write_case(partial / "images" / row["case_id"], row, i, rows, columns, seed)
-            if row["grp"] != "normal":
-                (partial / "contours").mkdir(exist_ok=True)
-                (partial / "contours" / f"{row['case_id']}.json").write_text(json.dumps(contour))
-        with (partial / "metadata.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(cases[0]))
-            writer.writeheader()
-            writer.writerows(cases)
-        marker = {
-            "generator_version": GENERATOR_VERSION,
-            "num_cases": num_cases,
-            "rows": rows,
-            "columns": columns,
-            "seed": seed,
-        }
-        (partial / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        partial.chmod(0o755)
-        if root.exists():
-            shutil.rmtree(root)
-        partial.rename(root)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return root
+    arguments = {"num_cases": num_cases, "rows": rows, "columns": columns, "seed": seed}
+    marker = {"generator_version": GENERATOR_VERSION, **arguments}
+    return generated.write_generated(
+        root, MARKER, marker, lambda folder: _write_tree(folder, **arguments), "mammography"
+    )
+
+
+def _write_tree(folder: Path, num_cases: int, rows: int, columns: int, seed: int) -> None:
+    """Draw every case, its contours and ``metadata.csv`` into ``folder``."""
+    cases = _case_rows(num_cases, np.random.default_rng(seed))
+    for i, row in enumerate(tqdm(cases, desc="drawing synthetic mammograms")):
+        contour = _write_case(folder / "images" / row["case_id"], row, i, rows, columns, seed)
+        if row["grp"] != "normal":
+            (folder / "contours").mkdir(exist_ok=True)
+            (folder / "contours" / f"{row['case_id']}.json").write_text(json.dumps(contour))
+    with (folder / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(cases[0]))
+        writer.writeheader()
+        writer.writerows(cases)
 
 
 def ensure_synthetic_mammo(root: str | Path, **arguments: Any) -> Path:
     """Generate the tree unless ``root`` already holds one made with the same arguments."""
-    from kbaselines.data.generated import generation_lock
-
-    root = Path(root)
-    wanted = {"num_cases": 96, "rows": 128, "columns": 104, "seed": 0, **arguments}
+    wanted = generated.generator_arguments(generate_mammo, arguments)
     marker = {"generator_version": GENERATOR_VERSION, **wanted}
-
-    def current() -> bool:
-        try:
-            return json.loads((root / MARKER).read_text()) == marker
-        except (OSError, ValueError):
-            return False
-
-    if current():
-        return root
-    with generation_lock(root):
-        if not current():
-            generate_mammo(root, **wanted)
-    return root
+    return generated.ensure_generated(root, MARKER, marker, lambda: generate_mammo(root, **wanted))
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -524,24 +524,7 @@ def simulate_detections(
 
 def ensure_synthetic_pose(root: str | Path, **arguments: Any) -> Path:
     """Generate the dataset unless ``root`` holds one made with the same arguments; return it."""
-    root = Path(root)
-    defaults = {
-        k: v.default
-        for k, v in __import__("inspect").signature(generate_pose).parameters.items()
-        if k != "root"
-    }
-    wanted = {
-        **defaults,
-        **{
-            k: (list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v)
-            for k, v in arguments.items()
-        },
-    }
-    unknown = sorted(set(arguments) - set(defaults))
-    if unknown:
-        raise ValueError(
-            f"data.synthetic has unknown arguments {unknown}; known: {sorted(defaults)}"
-        )
+    wanted = generated.generator_arguments(generate_pose, arguments)
     marker = {"generator_version": GENERATOR_VERSION, **wanted}
     return generated.ensure_generated(root, MARKER, marker, lambda: generate_pose(root, **wanted))
 
