@@ -14,8 +14,9 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
-from kbaselines.cluster.run_name import pin_run_name
-from kbaselines.evaluate import evaluate_checkpoint
+from kbaselines.core.cluster.run_name import pin_run_name
+from kbaselines.core.config import register_configs
+from kbaselines.core.evaluate import evaluate_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
@@ -27,4 +28,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     # the same output folder for every DDP rank of this start
     sys.argv = pin_run_name(sys.argv, prefix="eval_")
+    register_configs()
     main()

@@ -16,9 +16,10 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
-from kbaselines.cluster.requeue import PREEMPTED_EXIT_CODE, Preempted
-from kbaselines.cluster.run_name import pin_run_name
-from kbaselines.cv.loop import run_cross_validation
+from kbaselines.core.cluster.requeue import PREEMPTED_EXIT_CODE, Preempted
+from kbaselines.core.cluster.run_name import pin_run_name
+from kbaselines.core.config import register_configs
+from kbaselines.core.cv.loop import run_cross_validation
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -36,4 +37,5 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     # the same run folder for every DDP rank, fold job and requeued job of this start
     sys.argv = pin_run_name(sys.argv)
+    register_configs()
     main()

@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
-
-from kbaselines.reports.notebook import write_notebook
+from notebook_writer import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -24,7 +23,7 @@ CELLS = [
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n"
         "from PIL import Image\n\n"
-        "from kbaselines.config import PROJECT_ROOT, compose_config\n"
+        "from kbaselines.core.config import PROJECT_ROOT, compose_config\n"
         "import hydra\n\n"
         "# Settings: the papermill-style parameters the tests set through environment variables\n"
         "DATA_OVERRIDES = os.environ.get('KFACE_DATA', 'data=kface_synthetic').split()\n"

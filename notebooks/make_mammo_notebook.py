@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
-
-from kbaselines.reports.notebook import write_notebook
+from notebook_writer import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -28,8 +27,8 @@ CELLS = [
         "import matplotlib.patches as patches\n"
         "import pandas as pd\n"
         "from PIL import Image\n\n"
-        "from kbaselines.config import PROJECT_ROOT, compose_config\n"
-        "from kbaselines.data.mammo.dicom import read_pixels\n\n"
+        "from kbaselines.core.config import PROJECT_ROOT, compose_config\n"
+        "from kbaselines.mammo.dicom import read_pixels\n\n"
         "DATA_OVERRIDES = os.environ.get('MAMMO_DATA', 'data=mammo_synthetic').split()\n"
         "RUN = Path(os.environ.get('MAMMO_RUN', PROJECT_ROOT / 'logs/mammo_resnet34_maps_synthetic/demo'))\n"
         "cfg = compose_config(['+experiment=mammo_resnet34_maps_synthetic', *DATA_OVERRIDES])\n"

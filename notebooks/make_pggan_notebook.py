@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
-
-from kbaselines.reports.notebook import write_notebook
+from notebook_writer import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -28,8 +27,8 @@ CELLS = [
         "import pandas as pd\n"
         "import torch\n"
         "from PIL import Image\n\n"
-        "from kbaselines.config import PROJECT_ROOT, compose_config\n"
-        "from kbaselines.reports.samples import save_grid\n\n"
+        "from kbaselines.core.config import PROJECT_ROOT, compose_config\n"
+        "from kbaselines.kface.sample_grids import save_grid\n\n"
         "# Settings: the parameters the tests set through environment variables\n"
         "DATA_OVERRIDES = os.environ.get('PGGAN_DATA', 'data=kface_synthetic').split()\n"
         "RUN = Path(os.environ.get('PGGAN_RUN', PROJECT_ROOT / 'logs/kface_pggan_synthetic/demo'))\n"

@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
-
-from kbaselines.reports.notebook import write_notebook
+from notebook_writer import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -27,8 +26,8 @@ CELLS = [
         "import numpy as np\n"
         "import pandas as pd\n"
         "from PIL import Image\n\n"
-        "from kbaselines.config import PROJECT_ROOT, compose_config\n"
-        "from kbaselines.data.pose.joints import JOINTS, SKELETON\n\n"
+        "from kbaselines.core.config import PROJECT_ROOT, compose_config\n"
+        "from kbaselines.pose.joints import JOINTS, SKELETON\n\n"
         "DATA_OVERRIDES = os.environ.get('POSE_DATA', 'data=pose_synthetic').split()\n"
         "RUN = Path(os.environ.get('POSE_RUN', PROJECT_ROOT / 'logs/pose_simple_baseline_synthetic/demo'))\n"
         "cfg = compose_config(['+experiment=pose_simple_baseline_synthetic', *DATA_OVERRIDES])\n"

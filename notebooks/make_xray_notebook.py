@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
-
-from kbaselines.reports.notebook import write_notebook
+from notebook_writer import write_notebook
 
 CELLS = [
     new_markdown_cell(
@@ -27,7 +26,7 @@ CELLS = [
         "import pandas as pd\n"
         "from matplotlib.patches import Rectangle\n"
         "from PIL import Image\n\n"
-        "from kbaselines.config import PROJECT_ROOT, compose_config\n\n"
+        "from kbaselines.core.config import PROJECT_ROOT, compose_config\n\n"
         "DATA_OVERRIDES = os.environ.get('XRAY_DATA', 'data=xray_synthetic').split()\n"
         "RUN = Path(os.environ.get('XRAY_RUN', PROJECT_ROOT / 'logs/xray_faster_rcnn_synthetic/demo'))\n"
         "cfg = compose_config(['+experiment=xray_faster_rcnn_synthetic', *DATA_OVERRIDES])\n"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kbaselines.cv.summary import IncompleteRunError, summarize_run
+from kbaselines.core.cv.summary import IncompleteRunError, summarize_run
 
 
 def main(argv: list[str] | None = None) -> int:

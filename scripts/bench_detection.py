@@ -3,11 +3,11 @@
     python scripts/bench_detection.py [--size 512] [--images 8] [--num-classes 5] [--threads 2]
 
 1. Inference images/s of Faster R-CNN (ResNet-50-FPN v2, MobileNetV3-FPN, the small one) and
-   YOLO-s (``kbaselines.models.yolo.yolo_s``; skipped with a message when absent) at one square
+   YOLO-s (``kbaselines.xray.yolo.yolo_s``; skipped with a message when absent) at one square
    input size, on the CPU, from scratch (untrained weights: the speed does not depend on them, but
    an untrained Faster R-CNN keeps its full proposal count).
 2. The time to compute COCO mAP on the same predictions (1,000 synthetic images, 5 categories)
-   with the framework's path (:func:`kbaselines.metrics.detection.detection_metrics`: COCO through
+   with the framework's path (:func:`kbaselines.xray.metrics.detection_metrics`: COCO through
    faster-coco-eval plus VOC AP and per-class tables) and with plain pycocotools, as a ratio.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from kbaselines.metrics.detection import coco_ground_truth, coco_results, detection_metrics
-from kbaselines.models import faster_rcnn
+from kbaselines.xray import faster_rcnn
+from kbaselines.xray.metrics import coco_ground_truth, coco_results, detection_metrics
 
 __all__ = ["bench_inference", "bench_metrics", "main"]
 
@@ -53,11 +53,11 @@ def bench_inference(size: int, images: int, num_classes: int, repeats: int) -> d
         ),
     }
     try:
-        from kbaselines.models.yolo import yolo_s
+        from kbaselines.xray.yolo import yolo_s
 
         builders["YOLO-s"] = lambda: yolo_s(num_classes=num_classes)
     except ImportError as error:
-        print(f"YOLO-s skipped: kbaselines.models.yolo.yolo_s is not available ({error})")
+        print(f"YOLO-s skipped: kbaselines.xray.yolo.yolo_s is not available ({error})")
     batch = [
         torch.rand(3, size, size, generator=torch.Generator().manual_seed(k)) for k in range(images)
     ]

@@ -31,13 +31,13 @@ import torch
 from pydicom.uid import RLELossless
 from torch.utils.data import DataLoader, Dataset
 
-from kbaselines.data.loaders import worker_init_fn
-from kbaselines.data.mammo.cache import decode_resized
-from kbaselines.data.mammo.datamodule import MammoDataModule
-from kbaselines.data.mammo.dataset import ViewDataset
-from kbaselines.data.mammo.index import build_index
-from kbaselines.data.mammo.synthetic import generate_mammo
-from kbaselines.models.mammo_maps import resnet34_maps
+from kbaselines.core.data.loaders import worker_init_fn
+from kbaselines.mammo.cache import decode_resized
+from kbaselines.mammo.datamodule import MammoDataModule
+from kbaselines.mammo.dataset import ViewDataset
+from kbaselines.mammo.index import build_index
+from kbaselines.mammo.resnet_maps import resnet34_maps
+from kbaselines.mammo.synthetic import generate_mammo
 
 
 class DecodingViews(Dataset):

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kbaselines.config import compose_config
-from kbaselines.cv.loop import build_trainer
-from kbaselines.models.lightcnn import lightcnn9
-from kbaselines.tasks.recognition import RecognitionTask
+from kbaselines.core.builders import build_trainer
+from kbaselines.core.config import compose_config
+from kbaselines.kface.lightcnn import lightcnn9
+from kbaselines.kface.recognition import RecognitionTask
 
 
 class BatchList(Dataset):

@@ -17,8 +17,8 @@ import time
 import hydra
 import torch
 
-from kbaselines.config import compose_config
-from kbaselines.tasks.pose import joints_mse
+from kbaselines.core.config import compose_config
+from kbaselines.pose.task import joints_mse
 
 DEFAULT = "+experiment=pose_simple_baseline_synthetic"
 

@@ -21,7 +21,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 import hydra
 from omegaconf import DictConfig
 
-from kbaselines.data.report import DatasetReport
+from kbaselines.core.data.dataset_report import DatasetReport
 
 __all__ = ["check", "main"]
 

@@ -18,8 +18,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from kbaselines.models.pggan import pggan
-from kbaselines.reports.samples import save_grid, to_uint8
+from kbaselines.kface.pggan import pggan
+from kbaselines.kface.sample_grids import save_grid, to_uint8
 
 USAGE = (
     "usage: python scripts/generate.py ckpt_path=<ckpt> out_dir=<folder> [seeds=[1,2]] [num=<n>]"
@@ -27,7 +27,7 @@ USAGE = (
 
 
 def load_generator(ckpt_path: Path, raw: bool = False) -> torch.nn.Module:
-    """The (EMA) generator of a checkpoint of :class:`~kbaselines.tasks.generation.GenerationTask`."""
+    """The (EMA) generator of a checkpoint of :class:`~kbaselines.kface.generation.GenerationTask`."""
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     if "net_sizes" not in checkpoint or "pggan_progress" not in checkpoint:
         raise ValueError(f"{ckpt_path}: not a PGGAN checkpoint (no net_sizes / pggan_progress)")

@@ -19,7 +19,7 @@ import hydra
 from hydra.errors import InstantiationException
 from torch import nn
 
-from kbaselines.config import compose_config
+from kbaselines.core.config import compose_config
 
 
 def count(module: nn.Module) -> int:

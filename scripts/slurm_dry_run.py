@@ -15,23 +15,21 @@ from pathlib import Path
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 import yaml
-from hydra import compose, initialize_config_dir
 
-from kbaselines.cluster.dry_run import (
+from kbaselines.core.cluster.dry_run import (
     job_overrides,
     launcher_parameters,
     sbatch_script,
     signal_mismatches,
 )
-from kbaselines.cluster.run_name import pin_run_name
-from kbaselines.config import PROJECT_ROOT
+from kbaselines.core.cluster.run_name import pin_run_name
+from kbaselines.core.config import compose_config
 
 
 def main(argv: list[str]) -> int:
     overrides = pin_run_name(["train.py", *argv])[1:]
     jobs = job_overrides(overrides)
-    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=jobs[0], return_hydra_config=True)
+    cfg = compose_config(jobs[0], return_hydra_config=True)
     if "submitit" not in str(cfg.hydra.launcher.get("_target_", "")).lower():
         print("the launcher is not a submitit one: add hydra/launcher=slurm", file=sys.stderr)
         return 2

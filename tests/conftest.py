@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kbaselines.config import PROJECT_ROOT, compose_config
+from kbaselines.core.config import PROJECT_ROOT, compose_config
 
 QUICK_EXPERIMENT = "+experiment=kface_lightcnn9_synthetic"
 
@@ -48,7 +48,7 @@ def _tiny_kface_run(data: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the synthetic K-Face tree of ``data=kface_synthetic``, made once."""
-    from kbaselines.data.kface.synthetic import ensure_synthetic_kface
+    from kbaselines.kface.synthetic import ensure_synthetic_kface
 
     folder = tmp_path_factory.mktemp("data")
     cfg = compose_config([QUICK_EXPERIMENT, f"paths.data_dir={folder}"])

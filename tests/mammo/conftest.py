@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kbaselines.data.mammo.synthetic import generate_mammo
+from kbaselines.mammo.synthetic import generate_mammo
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kbaselines.data.mammo.synthetic import write_dicom
+from kbaselines.mammo.synthetic import write_dicom
 
 VIEW_TAGS = (("R", "CC"), ("R", "MLO"), ("L", "CC"), ("L", "MLO"))
 

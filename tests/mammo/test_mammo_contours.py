@@ -9,7 +9,7 @@ import pytest
 from mammo_fixtures import write_contours
 from PIL import Image
 
-from kbaselines.data.mammo.contours import MammoContourError, read_contours, read_masks
+from kbaselines.mammo.contours import MammoContourError, read_contours, read_masks
 
 SIZES = {v: (100, 80) for v in ("rcc", "rmlo", "lcc", "lmlo")}  # rows, columns
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from mammo_fixtures import ramp
 
-from kbaselines.data.mammo.cache import ImageCache, decode_resized
-from kbaselines.data.mammo.datamodule import MammoDataModule
-from kbaselines.data.mammo.synthetic import write_dicom
-from kbaselines.models.mammo_maps import pool_map, resnet34_maps
+from kbaselines.mammo.cache import ImageCache, decode_resized
+from kbaselines.mammo.datamodule import MammoDataModule
+from kbaselines.mammo.resnet_maps import pool_map, resnet34_maps
+from kbaselines.mammo.synthetic import write_dicom
 
 
 def test_cache_is_built_once_and_invalidated(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_model_stride16_and_batch_statistics() -> None:
 
 def test_patch_crop_equals_padding_the_whole_image() -> None:
     """Patches are cut without padding the whole memory-mapped view, with the same result."""
-    from kbaselines.data.mammo.dataset import _crop
+    from kbaselines.mammo.dataset import _crop
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 65535, (37, 29), dtype=np.uint16)

@@ -12,8 +12,8 @@ from mammo_fixtures import ramp
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from kbaselines.data.mammo.dicom import MammoDicomError, read_header, read_pixels
-from kbaselines.data.mammo.synthetic import write_dicom
+from kbaselines.mammo.dicom import MammoDicomError, read_header, read_pixels
+from kbaselines.mammo.synthetic import write_dicom
 
 
 def _tagged_copy(name: str, folder: Path, **tags: str) -> Path:

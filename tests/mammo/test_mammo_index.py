@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mammo_fixtures import VIEW_TAGS, write_case, write_contours, write_metadata
 
-from kbaselines.data.mammo.datamodule import MammoDataError, MammoDataModule
-from kbaselines.data.mammo.index import build_index
+from kbaselines.mammo.datamodule import MammoDataError, MammoDataModule
+from kbaselines.mammo.index import build_index
 
 
 def _tree(root: Path, cases: dict[str, str]) -> Path:
@@ -152,8 +152,8 @@ def test_undecodable_pixels_are_a_case_problem(tmp_path: Path) -> None:
 def test_headers_are_kept_between_starts_and_read_again_when_a_file_changes(
     tmp_path: Path,
 ) -> None:
-    from kbaselines.data.mammo.headers import HeaderCache
-    from kbaselines.data.mammo.synthetic import write_dicom
+    from kbaselines.mammo.headers import HeaderCache
+    from kbaselines.mammo.synthetic import write_dicom
 
     root = _tree(tmp_path / "tree", {"1": "normal", "2": "cancer"})
     file = tmp_path / "cache" / "dicom_headers.json"

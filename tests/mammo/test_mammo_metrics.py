@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from kbaselines.metrics.classification import (
+from kbaselines.core.metrics.classification import (
     binary_rates,
     bootstrap_ci,
     case_metrics,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kbaselines.config import PROJECT_ROOT
+from kbaselines.core.config import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared" / "real"
 
@@ -17,7 +17,7 @@ SMALL = {"num_recordings": 6, "frames_per_recording": 3, "num_cameras": 4, "seed
 @pytest.fixture(scope="session")
 def pose_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic pose dataset of 6 recordings x 3 instants x 4 cameras, made once."""
-    from kbaselines.data.pose.synthetic import ensure_synthetic_pose
+    from kbaselines.pose.synthetic import ensure_synthetic_pose
 
     return ensure_synthetic_pose(tmp_path_factory.mktemp("pose") / "pose_small", **SMALL)
 

@@ -11,12 +11,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from kbaselines.data.pose.datamodule import PoseDataModule
-from kbaselines.data.pose.detections import DETECTION_NUMBERS, read_detections
-from kbaselines.data.pose.reader import PoseFormatError, PoseImage
-from kbaselines.metrics.pose import match_detections
-from kbaselines.models.simple_baseline import SimpleBaseline
-from kbaselines.tasks.pose import PoseTask
+from kbaselines.pose.datamodule import PoseDataModule
+from kbaselines.pose.detections import DETECTION_NUMBERS, read_detections
+from kbaselines.pose.metrics import match_detections
+from kbaselines.pose.reader import PoseFormatError, PoseImage
+from kbaselines.pose.simple_baseline import SimpleBaseline
+from kbaselines.pose.task import PoseTask
 
 IMAGE = PoseImage(7, "r/a-Camera 1_0.jpg", 200, 100, "walk", "1", "Camera 1", "r", "0")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.data.pose.joints import HEAD, NECK, OKS_SIGMAS
-from kbaselines.metrics.pose import coco_keypoint_eval, oks, oks_ap, pckh
+from kbaselines.pose.joints import HEAD, NECK, OKS_SIGMAS
+from kbaselines.pose.metrics import coco_keypoint_eval, oks, oks_ap, pckh
 
 # COCO's 17 keypoint sigmas (cocoeval.py), for the real COCO fixture
 COCO_SIGMAS = (

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.data.pose.datamodule import PoseDataModule
-from kbaselines.data.pose.joints import JOINTS
-from kbaselines.data.pose.reader import (
+from kbaselines.pose.datamodule import PoseDataModule
+from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.reader import (
     PoseFormatError,
     map_keypoint_names,
     parse_img_path,

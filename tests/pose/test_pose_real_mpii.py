@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kbaselines.config import PROJECT_ROOT
-from kbaselines.data.pose.datamodule import PoseDataModule
-from kbaselines.data.pose.joints import JOINTS
-from kbaselines.data.pose.transforms import decode_heatmaps, from_heatmap, transform_points
-from kbaselines.scoring.pose import score_files
+from kbaselines.core.config import PROJECT_ROOT
+from kbaselines.pose.datamodule import PoseDataModule
+from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.scoring import score_files
+from kbaselines.pose.transforms import decode_heatmaps, from_heatmap, transform_points
 
 
 def mpii_to_pose(mpii: Path, root: Path) -> Path:

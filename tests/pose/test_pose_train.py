@@ -66,7 +66,7 @@ def test_the_trained_net_on_detected_boxes(pose_run: Path) -> None:
     import pytorch_lightning as pl
     import torch
 
-    from kbaselines.evaluate import checkpoint_net_sizes
+    from kbaselines.core.evaluate import checkpoint_net_sizes
 
     config = _config(pose_run)
     summary = json.loads((pose_run / "fold_0" / "metrics.json").read_text())

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.data.pose.datamodule import PoseDataModule
-from kbaselines.data.pose.dataset import PoseDataset
-from kbaselines.data.pose.joints import FLIP_PAIRS, JOINTS, flip_permutation
-from kbaselines.data.pose.transforms import (
+from kbaselines.pose.datamodule import PoseDataModule
+from kbaselines.pose.dataset import PoseDataset
+from kbaselines.pose.joints import FLIP_PAIRS, JOINTS, flip_permutation
+from kbaselines.pose.transforms import (
     box_to_center_size,
     crop_matrix,
     decode_heatmaps,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.data.pose.reader import read_3d, read_cameras
-from kbaselines.metrics.triangulation import (
+from kbaselines.pose.reader import read_3d, read_cameras
+from kbaselines.pose.triangulation import (
     mpjpe,
     p_mpjpe,
     procrustes_align,
@@ -123,7 +123,7 @@ def test_lens_distortion_is_applied_and_removed_before_triangulating(pose_root: 
 def test_a_distortion_of_other_length_is_refused(pose_root: Path, tmp_path: Path) -> None:
     import json
 
-    from kbaselines.data.pose.reader import PoseFormatError
+    from kbaselines.pose.reader import PoseFormatError
 
     calibration = json.loads((pose_root / "cameras.json").read_text())
     calibration["Camera 2"]["dist"] = [0.1, 0.2, 0.3]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kbaselines.config import compose_config
-from kbaselines.models.simple_baseline import (
+from kbaselines.core.config import compose_config
+from kbaselines.pose.simple_baseline import (
     SimpleBaseline,
     simple_baseline_resnet18,
     simple_baseline_resnet50,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kbaselines.config import compose_config
+from kbaselines.core.config import compose_config
 
 QUICK_EXPERIMENT = "+experiment=xray_faster_rcnn_synthetic"
 
@@ -68,7 +68,7 @@ def xray_files() -> type[XrayFiles]:
 @pytest.fixture(scope="session")
 def xray_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the synthetic tree of ``data=xray_synthetic``, generated once."""
-    from kbaselines.data.xray.synthetic import ensure_synthetic_xray
+    from kbaselines.xray.synthetic import ensure_synthetic_xray
 
     folder = tmp_path_factory.mktemp("xray_data")
     cfg = compose_config([QUICK_EXPERIMENT, f"paths.data_dir={folder}"])

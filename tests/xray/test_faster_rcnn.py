@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kbaselines.models.faster_rcnn import (
+from kbaselines.xray.faster_rcnn import (
     fasterrcnn_mobilenet_v3_large_fpn,
     fasterrcnn_resnet50_fpn_v2,
     fasterrcnn_small,

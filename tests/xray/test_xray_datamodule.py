@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from kbaselines.cv.splits import check_no_leakage, make_splits
-from kbaselines.data.xray.datamodule import XrayDataModule, class_aware_weights
-from kbaselines.data.xray.synthetic import VOC_NAMES
+from kbaselines.core.cv.splits import check_no_leakage, make_splits
+from kbaselines.xray.datamodule import XrayDataModule, class_aware_weights
+from kbaselines.xray.synthetic import VOC_NAMES
 
 MAPPING = {v: k for k, v in VOC_NAMES.items()}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.config import PROJECT_ROOT
-from kbaselines.metrics.detection import (
+from kbaselines.core.config import PROJECT_ROOT
+from kbaselines.xray.metrics import (
     COCO_STATS,
     detection_metrics,
     evaluate_coco,

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbaselines.data.xray.datamodule import XrayDataModule
-from kbaselines.data.xray.dataset import XrayDataset
-from kbaselines.data.xray.names import normalise_hs_code, parse_image_path
-from kbaselines.data.xray.reader import XrayFormatError, read_annotations
+from kbaselines.xray.datamodule import XrayDataModule
+from kbaselines.xray.dataset import XrayDataset
+from kbaselines.xray.names import normalise_hs_code, parse_image_path
+from kbaselines.xray.reader import XrayFormatError, read_annotations
 
 USB = "Astrophysics/USB/Single_Default/S_8544-42-2090_001_0200.png"
 USB_UNDOTTED = "Rapiscan/USB/Multiple_Other/S_854442-2090_001_0201.png"

@@ -1,0 +1,117 @@
+"""Builders every entry point uses: DataModule, task, callbacks, loggers, Trainer from a config.
+
+``train.py`` (through the CV loop), ``eval.py`` and the scripts build their objects here, so that
+a config means the same thing to each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from pytorch_lightning.strategies import ParallelStrategy
+
+from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.task import BaseTask
+
+__all__ = [
+    "build_callbacks",
+    "build_datamodule",
+    "build_loggers",
+    "build_task",
+    "build_trainer",
+]
+
+
+def build_datamodule(data_cfg: DictConfig, **settings: Any) -> FoldDataModule:
+    """The dataset's DataModule, with ``settings`` over the config's (``split``: the fold's ids
+    from the CV layer, or None for every sample a test sample)."""
+    datamodule = hydra.utils.instantiate(data_cfg, **settings)
+    if not isinstance(datamodule, FoldDataModule):
+        raise TypeError(
+            f"data._target_={data_cfg.get('_target_')} builds a {type(datamodule).__name__}, "
+            "not a kbaselines.core.data.datamodule.FoldDataModule"
+        )
+    return datamodule
+
+
+def build_task(
+    model_cfg: DictConfig,
+    datamodule: FoldDataModule,
+    net_sizes: Mapping[str, int] | None = None,
+) -> BaseTask:
+    """The task, given the data's :class:`~kbaselines.core.data.datamodule.DataInfo`.
+
+    A net whose config leaves ``num_classes`` null gets the data's class count; ``net_sizes`` (a
+    checkpoint's, for ``eval.py``) override the net's sizes instead.
+    """
+    info = datamodule.info
+    net_cfg = model_cfg.get("net")
+    net: dict[str, Any] = {}
+    if net_sizes:
+        net = dict(net_sizes)
+    elif net_cfg is not None and "num_classes" in net_cfg and net_cfg.num_classes is None:
+        net = {"num_classes": info.num_classes}
+    kwargs: dict[str, Any] = {"info": info}
+    if net:
+        kwargs["net"] = net
+    task = hydra.utils.instantiate(model_cfg, **kwargs)
+    if not isinstance(task, BaseTask):
+        raise TypeError(
+            f"model._target_={model_cfg.get('_target_')} builds a {type(task).__name__}, "
+            "not a kbaselines.core.task.BaseTask"
+        )
+    return task
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The configured callbacks. An entry without ``_target_`` only overrides a callback this
+    config does not have (an experiment tuning ``model_checkpoint`` composed into ``eval.yaml``,
+    which has no callbacks group): there is nothing to build."""
+    return [
+        hydra.utils.instantiate(c)
+        for c in (cfg.get("callbacks") or {}).values()
+        if c and "_target_" in c
+    ]
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    """The configured experiment loggers (CSV by default; TensorBoard, MLflow, W&B on request)."""
+    return [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The Trainer with the configured callbacks and loggers, writing into ``paths.fold_dir``."""
+    loggers = build_loggers(cfg)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=build_callbacks(cfg),
+        logger=loggers or False,
+        default_root_dir=cfg.paths.fold_dir,
+    )
+    _refuse_local_ddp_in_multirun(trainer)
+    return trainer
+
+
+def _refuse_local_ddp_in_multirun(trainer: pl.Trainer) -> None:
+    """Lightning's local DDP re-runs ``sys.argv`` per rank: under ``-m`` each rank would sweep."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    strategy = trainer.strategy
+    if (
+        isinstance(strategy, ParallelStrategy)
+        and trainer.world_size > 1
+        and not strategy.cluster_environment.creates_processes_externally
+    ):
+        raise RuntimeError(
+            "local DDP (a trainer with several devices started by Lightning) cannot run under "
+            "-m/--multirun: Lightning re-runs the command line in every rank, so each rank would "
+            "start the whole sweep. Run the folds one command at a time (cv.fold=<k>, or "
+            "cv.fold=null for the loop), or on SLURM with hydra/launcher=slurm trainer=slurm, "
+            "where SLURM starts one task per GPU"
+        )

@@ -1,0 +1,73 @@
+"""Checkpoints that survive a kill at any moment: temporary file, fsync, rename; the previous
+``last`` kept as ``last-prev.ckpt`` so that a damaged ``last.ckpt`` still leaves a resume point."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+__all__ = ["PREVIOUS_SUFFIX", "AtomicCheckpointIO", "fsync_dir", "previous_path"]
+
+log = logging.getLogger(__name__)
+
+# last.ckpt -> last-prev.ckpt: the good checkpoint before the newest one
+PREVIOUS_SUFFIX = "-prev"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (the directory entry itself is flushed)."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO, written atomically on the local file system.
+
+    The checkpoint goes to a temporary file in the target folder, is fsynced, then renamed over the
+    target: a reader (or a restarted run) sees the old file or the new one, never half of one. A
+    checkpoint named in ``keep_previous`` (default ``last.ckpt``) is first moved to
+    ``<name>-prev.ckpt``, so a run killed between the two renames, or a ``last.ckpt`` damaged on
+    disk, still resumes (see :func:`kbaselines.core.cluster.resume.resume_checkpoint`).
+    """
+
+    def __init__(self, keep_previous: tuple[str, ...] = ("last.ckpt",)) -> None:
+        super().__init__()
+        self.keep_previous = tuple(keep_previous)
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(
+                f"{type(self).__name__} takes no storage_options (got {storage_options!r})"
+            )
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            if path.name in self.keep_previous and path.exists():
+                os.replace(path, previous_path(path))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+        log.debug("Checkpoint written atomically: %s", path)
+
+
+def previous_path(path: Path) -> Path:
+    """``last.ckpt`` -> ``last-prev.ckpt``."""
+    return path.with_name(f"{path.stem}{PREVIOUS_SUFFIX}{path.suffix}")

@@ -1,0 +1,293 @@
+"""Group-aware, stratified cross-validation splits, computed from a sorted sample table.
+
+The splits depend only on the table and the settings, so every node and every DDP rank computes
+the same ones; they are written to ``splits.json`` and checked for leakage before training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.io import write_json_atomic
+
+__all__ = [
+    "SCHEMES",
+    "Fold",
+    "LeakageError",
+    "Splits",
+    "check_no_leakage",
+    "fold_indices",
+    "load_splits",
+    "make_splits",
+]
+
+SCHEMES = ("kfold", "repeated_holdout", "leave_one_group_out", "holdout")
+# schemes whose test parts cover every sample exactly once
+COVERING_SCHEMES = ("kfold", "leave_one_group_out")
+
+
+class LeakageError(RuntimeError):
+    """A group (person, case, physical item) sits in two parts of one fold, or in two test folds."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """The sample ids of one fold.
+
+    Args:
+        index: the fold number, from 0.
+        train: ids the model is fitted on.
+        val: inner validation ids (from the training folds, group-aware) for model selection.
+        test: the held-out fold, untouched until the final evaluation.
+    """
+
+    index: int
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+    def as_split(self) -> dict[str, list[str]]:
+        """The plain ``{"train", "val", "test"}`` dict a DataModule takes."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Every fold of a run, plus the optional held-out test part shared by all folds."""
+
+    scheme: str
+    num_folds: int
+    seed: int
+    folds: list[Fold]
+    heldout: list[str] = field(default_factory=list)
+
+    def to_json(self, path: Path) -> None:
+        """Write ``splits.json`` atomically."""
+        write_json_atomic(path, asdict(self))
+
+
+def load_splits(path: Path) -> Splits:
+    """Read a ``splits.json`` written by :meth:`Splits.to_json`."""
+    raw = json.loads(Path(path).read_text())
+    folds = [Fold(**fold) for fold in raw.pop("folds")]
+    return Splits(folds=folds, **raw)
+
+
+def _group_kfold(
+    groups: np.ndarray, labels: np.ndarray | None, num_splits: int, seed: int
+) -> list[np.ndarray]:
+    """Test-part positions of each of ``num_splits`` group-aware (and stratified) folds."""
+    if len(np.unique(groups)) < num_splits:
+        raise ValueError(
+            f"cannot make {num_splits} group-aware folds from {len(np.unique(groups))} groups: "
+            "lower cv.num_folds (or a fraction) or use a larger dataset"
+        )
+    positions = np.zeros((len(groups), 1))
+    if labels is not None:
+        splitter = StratifiedGroupKFold(n_splits=num_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(positions, labels, groups)
+    else:
+        splitter = GroupKFold(n_splits=num_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(positions, groups=groups)
+    return [test for _, test in parts]
+
+
+def _take_fraction(
+    positions: np.ndarray, groups: np.ndarray, labels: np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``positions`` into (rest, part) with about ``fraction`` of the groups in ``part``."""
+    if fraction <= 0:
+        return positions, positions[:0]
+    if not 0 < fraction < 1:
+        raise ValueError(f"a split fraction must be in [0, 1), got {fraction}")
+    num_splits = max(2, round(1 / fraction))
+    sub_labels = None if labels is None else labels[positions]
+    part = _group_kfold(groups[positions], sub_labels, num_splits, seed)[0]
+    mask = np.zeros(len(positions), dtype=bool)
+    mask[part] = True
+    return positions[~mask], positions[mask]
+
+
+def make_splits(
+    table: SampleTable,
+    scheme: str = "kfold",
+    num_folds: int | None = 5,
+    seed: int = 0,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+    train_fraction: float = 0.5,
+    test_size: float = 0.1,
+) -> Splits:
+    """Compute the folds of a run.
+
+    The held-out test part (``test_fraction`` of the groups) is split off first; the rest (the
+    pool) is cut into folds by the scheme; from each fold's training part, ``val_fraction`` of its
+    groups become the inner validation part. Every cut is group-aware, and stratified when the
+    table has labels.
+
+    Schemes:
+        ``kfold``: ``num_folds`` folds; each test part is one fold of the pool.
+        ``repeated_holdout``: the pose guideline's. A fixed training part of ``train_fraction`` of
+            the groups; ``num_folds`` repetitions, each testing a random ``test_size`` (a share of
+            all groups) of the other part.
+        ``leave_one_group_out``: one fold per domain (``table.domains``, sorted): fold k tests the
+            k-th domain and trains on the others. Samples of other domains whose group also
+            appears in the tested domain are left out of that fold's training, so no group leaks.
+        ``holdout``: one fold testing ``test_size`` of the groups (unsupervised tasks, quick tries).
+
+    Args:
+        table: the samples, sorted by id.
+        scheme: one of :data:`SCHEMES`.
+        num_folds: k, the repetitions, or ``None`` (``leave_one_group_out``: the number of
+            domains; ``holdout``: 1).
+        seed: fixes the assignment of groups to parts.
+        val_fraction: share of each fold's training groups kept for validation.
+        test_fraction: share of all groups held out from every fold and scored by every fold's model.
+        train_fraction: ``repeated_holdout``: share of the groups in the fixed training part.
+        test_size: ``repeated_holdout`` and ``holdout``: share of all groups in each test part.
+
+    Returns:
+        The splits, with sample ids in sorted order inside each part.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"cv.scheme={scheme!r} is not available; choose one of {list(SCHEMES)}")
+    ids = np.asarray(table.ids)
+    groups = np.asarray(table.groups)
+    labels = None if table.labels is None else np.asarray(table.labels)
+    pool, heldout = _take_fraction(np.arange(len(ids)), groups, labels, test_fraction, seed)
+    if scheme == "kfold":
+        tests = _kfold_tests(pool, groups, labels, num_folds, seed)
+    elif scheme == "repeated_holdout":
+        tests = _repeated_holdout_tests(
+            pool, groups, labels, num_folds, seed, train_fraction, test_size
+        )
+    elif scheme == "leave_one_group_out":
+        tests = _domain_tests(pool, table.domains, num_folds)
+    else:
+        if num_folds not in (None, 1):
+            raise ValueError(
+                f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}"
+            )
+        tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed)[1])]
+    folds = []
+    for index, (candidates, test) in enumerate(tests):
+        tested_groups = set(groups[test])
+        train = np.array(
+            [p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups]
+        )
+        train, val = _take_fraction(
+            train.astype(int), groups, labels, val_fraction, seed + 1 + index
+        )
+        folds.append(Fold(index, _sorted(ids[train]), _sorted(ids[val]), _sorted(ids[test])))
+    return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]))
+
+
+Tests = list[tuple[np.ndarray, np.ndarray]]
+"""Per fold: (the positions training may use, the test positions)."""
+
+
+def _kfold_tests(
+    pool: np.ndarray, groups: np.ndarray, labels: np.ndarray | None, k: int | None, seed: int
+) -> Tests:
+    if k is None or k < 2:
+        raise ValueError(f"cv.num_folds must be at least 2 for k-fold, got {k}")
+    pool_labels = None if labels is None else labels[pool]
+    return [(pool, pool[test]) for test in _group_kfold(groups[pool], pool_labels, k, seed)]
+
+
+def _repeated_holdout_tests(
+    pool: np.ndarray,
+    groups: np.ndarray,
+    labels: np.ndarray | None,
+    repetitions: int | None,
+    seed: int,
+    train_fraction: float,
+    test_size: float,
+) -> Tests:
+    if repetitions is None or repetitions < 1:
+        raise ValueError(f"cv.num_folds (repetitions) must be at least 1, got {repetitions}")
+    if not 0 < test_size <= 1 - train_fraction:
+        raise ValueError(
+            f"cv.test_size={test_size} must be in (0, 1 - cv.train_fraction = {1 - train_fraction}]"
+        )
+    rest, train = _take_fraction(pool, groups, labels, train_fraction, seed)
+    share = min(test_size / (1 - train_fraction), 0.99)
+    return [
+        (train, _take_fraction(rest, groups, labels, share, seed + 100 + k)[1])
+        for k in range(repetitions)
+    ]
+
+
+def _domain_tests(pool: np.ndarray, domains: list[str] | None, k: int | None) -> Tests:
+    if domains is None:
+        raise ValueError(
+            "cv.scheme=leave_one_group_out needs a domain for each sample: set data.domain_key "
+            "(for example the X-ray scanner)"
+        )
+    domain = np.asarray(domains)
+    values = sorted(set(domain[pool]))
+    if len(values) < 2:
+        raise ValueError(f"leave_one_group_out needs at least 2 domains, found {values}")
+    if k is not None and k != len(values):
+        raise ValueError(
+            f"cv.num_folds={k}, but leave_one_group_out makes one fold per domain "
+            f"({len(values)}: {values}); set cv.num_folds=null"
+        )
+    return [(pool, pool[domain[pool] == value]) for value in values]
+
+
+def _sorted(values: np.ndarray) -> list[str]:
+    return sorted(str(v) for v in values)
+
+
+def check_no_leakage(splits: Splits, table: SampleTable) -> None:
+    """Fail loudly when a group is shared between parts, or a sample is lost or doubled.
+
+    Raises:
+        LeakageError: naming the fold, the parts and a few of the shared groups.
+    """
+    group_of = dict(zip(table.ids, table.groups, strict=True))
+    unknown = [
+        i for fold in splits.folds for i in fold.train + fold.val + fold.test if i not in group_of
+    ]
+    if unknown:
+        raise LeakageError(f"splits name {len(unknown)} unknown samples, e.g. {unknown[:3]}")
+    heldout_groups = {group_of[i] for i in splits.heldout}
+    tested: list[str] = []
+    for fold in splits.folds:
+        parts = {"train": fold.train, "val": fold.val, "test": fold.test, "heldout": splits.heldout}
+        part_groups = {name: {group_of[i] for i in ids} for name, ids in parts.items()}
+        names = list(parts)
+        for a, name_a in enumerate(names):
+            for name_b in names[a + 1 :]:
+                shared = part_groups[name_a] & part_groups[name_b]
+                if shared:
+                    raise LeakageError(
+                        f"fold {fold.index}: {len(shared)} groups in both {name_a} and {name_b}, "
+                        f"e.g. {sorted(shared)[:5]}"
+                    )
+        tested.extend(fold.test)
+    expected = sorted(set(table.ids) - set(splits.heldout))
+    if splits.scheme in COVERING_SCHEMES and sorted(tested) != expected:
+        raise LeakageError(
+            "the test folds do not cover every sample exactly once "
+            f"({len(tested)} tested, {len(expected)} expected)"
+        )
+    if heldout_groups & {group_of[i] for i in tested}:
+        raise LeakageError("a held-out test group also appears in a cross-validation fold")
+
+
+def fold_indices(splits: Splits, fold: int | None) -> Sequence[int]:
+    """The folds to run in this process: all of them (``None``) or one."""
+    if fold is None:
+        return range(splits.num_folds)
+    if not 0 <= fold < splits.num_folds:
+        raise ValueError(f"cv.fold={fold} is outside 0..{splits.num_folds - 1}")
+    return [fold]

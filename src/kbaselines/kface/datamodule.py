@@ -1,0 +1,328 @@
+"""The K-Face LightningDataModule: plain settings in, the fold's datasets out.
+
+The CV layer reads :meth:`KFaceDataModule.sample_table` once, splits it by person, and gives each
+fold as ``split`` (sample ids per part); this module never splits nor seeds a split itself.
+Training classes are the training part's people; evaluation sets label their own (unseen) people
+and mark each person's gallery image (S001/L1/E01/``gallery_camera``) for identification.
+
+The gallery image is part of the selection only when the filters select it: an experiment config
+must keep S001, L1, E01 and the gallery camera in ``data.sessions/lights/expressions/cameras``
+(or ``all``), else :meth:`~KFaceDataModule.setup` stops with an error naming the person.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
+from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.loaders import worker_init_fn
+from kbaselines.core.data.samples import SampleTable
+from kbaselines.kface.dataset import KFaceDataset
+from kbaselines.kface.index import KFaceIndex, load_index
+from kbaselines.kface.reader import (
+    FACETS,
+    FILTERS,
+    FacetFilter,
+    KFaceFormatError,
+    KFaceRecord,
+    KFaceSelectionError,
+    matches,
+    parse_name,
+    resolve_tree,
+)
+from kbaselines.kface.synthetic import ensure_synthetic_kface
+
+__all__ = ["KFaceDataModule", "worker_init_fn"]
+
+log = logging.getLogger(__name__)
+
+GALLERY = ("S001", "L1", "E01")
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(KFaceRecord) if f.name != "box")
+_SHOWN_PROBLEMS = 20
+
+
+class KFaceDataModule(FoldDataModule):
+    """K-Face images selected by facets, split by the CV layer.
+
+    Args:
+        root: the K-Face tree, or a folder holding High/ Middle/ Low/ trees.
+        resolution: which of High, Middle, Low to read when the root holds them.
+        sessions: the sessions to use: a list (``[S001, S002]``) or ``"all"``.
+        lights: the lights to use: a list or ``"all"``.
+        expressions: the expressions to use: a list or ``"all"``.
+        cameras: the cameras to use: a list or ``"all"``.
+        gallery_camera: the camera of each person's gallery image (with S001/L1/E01); the
+            selection must include it.
+        input_size: side of the square network input.
+        in_chans: 1 (grayscale, LightCNN) or 3 (RGB).
+        crop_margin: margin around the face box, as a fraction of its size.
+        batch_size: the global training batch, divided by the number of processes.
+        eval_batch_size: the global evaluation batch (default: ``batch_size``).
+        num_workers: data-loader worker processes.
+        pin_memory: data-loader setting.
+        persistent_workers: keep the workers between epochs (only with ``num_workers > 0``).
+        cache_dir: where the index of the tree is cached (None: scan the tree every time).
+        rebuild_index: scan the tree again even when the cached index looks current (after
+            editing a box file in place).
+        augment: random crop and flip for training (else the evaluation transform).
+        seed: seed of the augmentation and of the shuffling.
+        split: ``{"train": [...], "val": [...], "test": [...]}`` sample ids (from
+            :meth:`sample_table`) given by the CV layer; ``val`` and ``test`` may be empty.
+            None: every selected image is a test image (evaluating a checkpoint on a whole
+            dataset) and training is refused.
+        synthetic: arguments of :func:`~kbaselines.kface.synthetic.generate_kface`:
+            :meth:`prepare_data` generates the tree at ``root`` when absent or made otherwise.
+        group_key: the record field that groups samples for the CV layer (no group in two folds).
+        stratify_key: the record field the CV layer stratifies on, or None.
+        skip_broken: leave out the selected images with a malformed name or box (listed in a
+            warning) instead of stopping with an error.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        resolution: str = "High",
+        sessions: FacetFilter = ("S001",),
+        lights: FacetFilter = ("L1",),
+        expressions: FacetFilter = ("E01",),
+        cameras: FacetFilter = ("C7",),
+        gallery_camera: str = "C7",
+        input_size: int = 128,
+        in_chans: int = 1,
+        crop_margin: float = 0.1,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        cache_dir: str | None = None,
+        rebuild_index: bool = False,
+        augment: bool = True,
+        seed: int = 0,
+        split: dict[str, list[str]] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        group_key: str = "person",
+        stratify_key: str | None = None,
+        skip_broken: bool = False,
+    ) -> None:
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            seed=seed,
+            split=split,
+            synthetic=synthetic,
+        )
+        self.check_keys(RECORD_FIELDS, group_key=group_key, stratify_key=stratify_key)
+        if in_chans not in (1, 3):
+            raise ValueError(f"data.in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
+        self.resolution = resolution
+        self.filters: dict[str, FacetFilter] = dict(
+            zip(FILTERS, (sessions, lights, expressions, cameras), strict=True)
+        )
+        self.gallery_camera = gallery_camera
+        self.input_size = input_size
+        self.in_chans = in_chans
+        self.crop_margin = crop_margin
+        self.cache_dir = cache_dir
+        self.rebuild_index = rebuild_index
+        self.augment = augment
+        self.group_key = group_key
+        self.stratify_key = stratify_key
+        self.skip_broken = skip_broken
+        self._index: KFaceIndex | None = None
+        self._selected: list[KFaceRecord] | None = None
+        self._classes: list[str] | None = None
+
+    # -- the tree ---------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic tree when configured (once), then build or load the index."""
+        if self.synthetic is not None:
+            ensure_synthetic_kface(self.synthetic_root(), **self.synthetic)
+        self.index  # noqa: B018  (builds the cache)
+
+    @property
+    def tree(self) -> Path:
+        """The resolved tree (``root`` or ``root/<resolution>``)."""
+        return resolve_tree(self.root, self.resolution)
+
+    @property
+    def index(self) -> KFaceIndex:
+        """The index of the tree, loaded once (from the cache when current)."""
+        if self._index is None:
+            self._index = load_index(self.tree, self.cache_dir, rebuild=self.rebuild_index)
+        return self._index
+
+    def _blocking(self, problems: Sequence[Problem]) -> list[Problem]:
+        """The problems that may concern the selection: every malformed name, and the malformed
+        boxes of selected images (a broken box elsewhere in the tree does not stop this run)."""
+        blocking = []
+        for problem in problems:
+            try:
+                record = parse_name(str(Path(problem.file).with_suffix(".jpg").as_posix()))
+            except KFaceFormatError:
+                blocking.append(problem)
+                continue
+            if matches(record, **self.filters):
+                blocking.append(problem)
+        return blocking
+
+    def selected(self) -> list[KFaceRecord]:
+        """The selected records, sorted by path.
+
+        Raises:
+            KFaceFormatError: selected images have malformed names or boxes (unless
+                ``skip_broken``), listing them.
+            KFaceSelectionError: the selection is empty, naming the filter that emptied it.
+        """
+        if self._selected is not None:
+            return self._selected
+        index = self.index
+        blocking = self._blocking(index.problems)
+        if blocking:
+            listing = "\n  ".join(str(p) for p in blocking[:_SHOWN_PROBLEMS])
+            more = len(blocking) - _SHOWN_PROBLEMS
+            listing += f"\n  ... and {more} more" if more > 0 else ""
+            found = f"{len(blocking)} malformed files may belong to the selection:\n  {listing}"
+            if not self.skip_broken:
+                raise KFaceFormatError(
+                    index.tree,
+                    f"{found}\nFix them (python scripts/check_dataset.py data=kface "
+                    f"data.root={self.root} lists every problem), or set data.skip_broken=true "
+                    "to leave those images out",
+                )
+            log.warning("%s: %s\nThey are left out (data.skip_broken=true).", index.tree, found)
+        records = index.select(**self.filters)
+        records.sort(key=lambda r: r.path)
+        self._selected = records
+        return records
+
+    def sample_table(self) -> SampleTable:
+        """The selected images for the CV layer: ids are paths, groups the ``group_key`` values."""
+        records = self.selected()
+        labels = None
+        if self.stratify_key is not None:
+            labels = [str(getattr(r, self.stratify_key)) for r in records]
+        return SampleTable(
+            ids=[r.path for r in records],
+            groups=[str(getattr(r, self.group_key)) for r in records],
+            labels=labels,
+        )
+
+    # -- the fold's datasets ----------------------------------------------------------------------
+    @property
+    def info(self) -> DataInfo:
+        """The training people as the classifier's classes (label ``k`` is ``class_names[k]``);
+        known after :meth:`setup`."""
+        if self._classes is None:
+            raise RuntimeError("the classes are known after setup(): call datamodule.setup('fit')")
+        return DataInfo(class_names=tuple(self._classes))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's datasets from ``split`` (once; later calls do nothing)."""
+        if self._classes is not None:
+            return
+        by_path = {r.path: r for r in self.selected()}
+        parts = self.fold_parts(
+            by_path,
+            "images",
+            "root, sessions, lights, expressions, cameras",
+            KFaceSelectionError,
+        )
+        train = parts.get("train", [])
+        classes = sorted({r.person for r in train})
+        if train:
+            label_of = {p: k for k, p in enumerate(classes)}
+            labels = [label_of[r.person] for r in train]
+            self.datasets["train"] = self._dataset(train, labels, train=self.augment)
+        for part in ("val", "test"):
+            records = parts.get(part, [])
+            if records:
+                self.datasets[part] = self._evaluation_set(part, records)
+        self._classes = classes
+
+    def _dataset(
+        self,
+        records: list[KFaceRecord],
+        labels: list[int],
+        train: bool,
+        gallery: list[bool] | None = None,
+    ) -> KFaceDataset:
+        return KFaceDataset(
+            self.tree,
+            records,
+            labels,
+            input_size=self.input_size,
+            in_chans=self.in_chans,
+            crop_margin=self.crop_margin,
+            train=train,
+            gallery=gallery,
+            seed=self.seed,
+        )
+
+    def _evaluation_set(self, part: str, records: list[KFaceRecord]) -> KFaceDataset:
+        """Labels by the set's own people, and each person's gallery image flagged."""
+        people = sorted({r.person for r in records})
+        label_of = {p: k for k, p in enumerate(people)}
+        reference = (*GALLERY, self.gallery_camera)
+        gallery = [(r.session, r.light, r.expression, r.camera) == reference for r in records]
+        having = {r.person for r, g in zip(records, gallery, strict=True) if g}
+        lacking = [p for p in people if p not in having]
+        if lacking:
+            shown = ", ".join(lacking[:5]) + (
+                f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+            )
+            raise KFaceSelectionError(
+                f"person {shown} of the {part} set has no gallery image "
+                f"{lacking[0]}/{'/'.join(reference)}.jpg among the selected images: the selection "
+                f"must include session S001, light L1, expression E01 and camera "
+                f"{self.gallery_camera} (data.sessions, data.lights, data.expressions, "
+                f"data.cameras), or set data.gallery_camera to a selected camera"
+            )
+        labels = [label_of[r.person] for r in records]
+        return self._dataset(records, labels, train=False, gallery=gallery)
+
+    def eval_records(self, stage: str) -> list[KFaceRecord]:
+        """The records of the ``"val"`` or ``"test"`` set, in dataset order (for predictions)."""
+        if stage not in ("val", "test"):
+            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
+        if stage not in self.datasets:
+            raise RuntimeError(
+                f"no {stage} set: call setup() first, or the split's {stage} is empty"
+            )
+        return list(self.datasets[stage].records)
+
+    # -- loaders ----------------------------------------------------------------------------------
+    # -- checking a tree --------------------------------------------------------------------------
+    def check(self) -> DatasetReport:
+        """Counts and problems of the whole tree, and the size of the configured selection.
+
+        A selection that comes out empty is reported as a problem of the tree folder.
+        """
+        index = self.index
+        counts: dict[str, dict[str, int] | int] = {
+            "people": len(index.count("person")),
+            "images": len(index),
+        }
+        for facet in FACETS:
+            counts[f"images per {facet}"] = index.count(facet)
+        present = int(index.has_box.sum())
+        counts["boxes"] = {"present": present, "missing": len(index) - present}
+        problems = list(index.problems)
+        try:
+            chosen = index.select(**self.filters)
+            counts["selected"] = {
+                "images": len(chosen),
+                "people": len({r.person for r in chosen}),
+            }
+        except KFaceSelectionError as error:
+            problems.append(Problem(str(index.tree), str(error)))
+        return DatasetReport("K-Face", str(index.tree), counts, problems)

@@ -1,0 +1,105 @@
+"""Face recognition: train an identity classifier, evaluate its embedding on unseen people.
+
+Training is cross-entropy over the training fold's identities. Validation and test embed every
+image of people the model has never seen and score verification pairs and rank-1 identification
+(``kbaselines.kface.verification``), as the K-Face guideline asks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from kbaselines.core.data.datamodule import DataInfo
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
+from kbaselines.core.task import BaseTask
+from kbaselines.core.weights import load_pretrained
+from kbaselines.kface.verification import Pairs, cosine_scores, make_pairs, recognition_metrics
+
+__all__ = ["RecognitionTask"]
+
+
+class RecognitionTask(BaseTask):
+    """Identity classification for training, embedding verification for evaluation.
+
+    Args:
+        net: a model with ``forward`` returning logits, ``forward_features`` and
+            ``forward_head(x, pre_logits=True)`` returning the embedding, and ``num_classes``.
+        optimizer: a partial optimizer (``_partial_: true`` in the config), called with the parameters.
+        scheduler: an optional partial LR scheduler, stepped once per epoch.
+        info: the data's facts (the training people as class names).
+        max_genuine_pairs: cap on genuine verification pairs per evaluation (as many impostors).
+        pair_seed: seed of the pair sampling, so that TAR@FAR compares between runs.
+        weights: optional file of weights from elsewhere (the authors' checkpoints); loaded with
+            ``weights_only=True``, a classifier of another size dropped.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        max_genuine_pairs: int = 20000,
+        pair_seed: int = 0,
+        weights: str | None = None,
+        info: DataInfo | None = None,
+    ) -> None:
+        super().__init__(net, optimizer, scheduler, info=info)
+        if weights:
+            load_pretrained(self.net, weights)
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes=max(net.num_classes, 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``[B, embed_dim]`` of a batch of images ``[B, C, H, W]``."""
+        return self.net.forward_head(self.net.forward_features(images), pre_logits=True)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["image"])
+        loss = self.criterion(logits, batch["label"])
+        self.train_acc(logits, batch["label"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def _embed_step(self, batch: dict[str, torch.Tensor]) -> None:
+        self.collect(
+            {
+                "embedding": self(batch["image"]).float(),
+                "label": batch["label"],
+                "gallery": batch["gallery"],
+                "index": batch["index"],
+            }
+        )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._embed_step(batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._embed_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        embeddings, pairs = self._log_metrics("test")
+        scores = cosine_scores(embeddings, pairs)
+        records = self.data.eval_records("test")
+        self.test_predictions = pairs.to_rows(names=[r.path for r in records], scores=scores)
+
+    def _log_metrics(self, stage: str) -> tuple[np.ndarray, Pairs]:
+        if not self.has_outputs():
+            raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
+        outputs = self.gathered()
+        pairs = make_pairs(outputs["label"], self.hparams.max_genuine_pairs, self.hparams.pair_seed)
+        metrics = recognition_metrics(
+            outputs["embedding"], outputs["label"], outputs["gallery"], pairs
+        )
+        self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
+        return outputs["embedding"], pairs
+
+    def net_sizes(self) -> dict[str, int]:
+        """The identity count of the classifier, so ``eval.py`` can rebuild the net."""
+        return {"num_classes": self.net.num_classes}

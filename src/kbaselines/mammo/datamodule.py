@@ -1,0 +1,386 @@
+"""The mammography LightningDataModule: cases split by the CV layer, two training stages.
+
+Samples are cases (grouped by patient, stratified by class). Training runs in two stages within one
+fit: for the first ``stage1_epochs`` epochs the train loader gives patches (lesions labelled by
+their contour's class, and normal tissue; a sampler balances the three classes), afterwards whole
+views labelled by their breast. The Trainer must reload the train loader every epoch
+(``reload_dataloaders_every_n_epochs: 1``, set by the experiment). Validation scores whole views;
+the test loader scores the validation views (``part`` 0, for the operating point) then the test
+views (``part`` 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.io import write_text_atomic
+from kbaselines.mammo.cache import ImageCache
+from kbaselines.mammo.dataset import PatchDataset, PatchItem, ViewDataset, ViewItem
+from kbaselines.mammo.dicom import VIEWS
+from kbaselines.mammo.index import CLASSES, MammoCase, MammoIndex, build_index, count
+from kbaselines.mammo.synthetic import ensure_synthetic_mammo
+
+__all__ = ["MammoDataError", "MammoDataModule"]
+
+log = logging.getLogger(__name__)
+
+KEYS = {
+    "case": lambda c: c.case_id,
+    "patient": lambda c: c.patient,
+    "grp": lambda c: c.grp,
+    "device": lambda c: c.device,
+    "birads": lambda c: c.birads,
+}
+
+
+class MammoDataError(RuntimeError):
+    """The dataset has problems that stop training (listed in the message)."""
+
+
+class MammoDataModule(FoldDataModule):
+    """Mammography cases (mammography.md layout) for the CV layer and the two-stage baseline.
+
+    Args:
+        root: the dataset folder (``metadata.csv``, ``images/``, ``contours/``, optional ``masks/``).
+        cache_dir: where decoded, resized images are kept (uint16 ``.npy``).
+        cache_size: ``[rows, columns]`` of the cached images (every view is resized to it).
+        image_size: ``[rows, columns]`` of the stage-2 network input (resized from the cache).
+        patch_size: stage-1 patch side in full-resolution pixels (the guideline: 448).
+        patch_input_size: the side the patches are resized to for the network.
+        stage1_epochs: epochs on patches before whole views (0: stage 2 only).
+        patches_per_lesion: patch items per lesion and epoch (jittered in the lesion's box).
+        normal_patches_per_view: normal-tissue patch items per normal view and epoch.
+        batch_size: global training batch of whole views; ``patch_batch_size`` of patches.
+        patch_batch_size: global training batch of stage 1 (default ``batch_size``).
+        eval_batch_size: global evaluation batch (default ``batch_size``).
+        num_workers, pin_memory, persistent_workers: data-loader settings.
+        augment: random flips for training.
+        flip_right: flip right breasts so every chest wall is on the left.
+        seed: seed of the sampler, the patch positions and the flips.
+        split: ``{"train", "val", "test"}`` case ids from the CV layer; None: every case is a test case.
+        synthetic: arguments of :func:`~kbaselines.mammo.synthetic.generate_mammo`.
+        group_key: ``patient`` (default; all cases of a patient in one fold) or ``case``.
+        stratify_key: ``grp`` (the class) or None.
+        domain_key: ``device`` or None, for ``leave_one_group_out``.
+        skip_bad_cases: leave out cases with problems (listed in ``skipped_cases.csv`` of the
+            fold's folder and in the log) instead of stopping.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        cache_dir: str | None = None,
+        cache_size: tuple[int, int] = (1664, 1280),
+        image_size: tuple[int, int] = (1664, 1280),
+        patch_size: int = 448,
+        patch_input_size: int = 224,
+        stage1_epochs: int = 10,
+        patches_per_lesion: int = 4,
+        normal_patches_per_view: int = 1,
+        batch_size: int = 8,
+        patch_batch_size: int | None = None,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        augment: bool = True,
+        flip_right: bool = True,
+        seed: int = 0,
+        split: dict[str, list[str]] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        group_key: str = "patient",
+        stratify_key: str | None = "grp",
+        domain_key: str | None = None,
+        skip_bad_cases: bool = False,
+    ) -> None:
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            seed=seed,
+            split=split,
+            synthetic=synthetic,
+        )
+        self.check_keys(KEYS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key)
+        self.cache_dir = cache_dir
+        self.cache_size = (int(cache_size[0]), int(cache_size[1]))
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.patch_size = patch_size
+        self.patch_input_size = patch_input_size
+        self.stage1_epochs = stage1_epochs
+        self.patches_per_lesion = patches_per_lesion
+        self.normal_patches_per_view = normal_patches_per_view
+        self.patch_batch_size = patch_batch_size or batch_size
+        self.augment = augment
+        self.flip_right = flip_right
+        self.group_key = group_key
+        self.stratify_key = stratify_key
+        self.domain_key = domain_key
+        self.skip_bad_cases = skip_bad_cases
+        self._index: MammoIndex | None = None
+        self._cache: ImageCache | None = None
+        self._failures_checked = False
+
+    # -- the dataset ------------------------------------------------------------------------------
+    @property
+    def index(self) -> MammoIndex:
+        """The index of the tree (built once per process)."""
+        if self._index is None:
+            if self.root is None:
+                raise FileNotFoundError(
+                    "data.root is not set: data.root=/path/to/mammography, or data=mammo_synthetic"
+                )
+            self._index = build_index(self.root, self._cache_base() / "dicom_headers.json")
+        return self._index
+
+    def _cache_base(self) -> Path:
+        """This root's folder under ``cache_dir`` (default ``<root>/.cache``)."""
+        base = Path(self.cache_dir) if self.cache_dir else Path(self.root) / ".cache"
+        root_key = hashlib.sha1(str(Path(self.root).resolve()).encode()).hexdigest()[:10]
+        return base / f"mammo_{root_key}"
+
+    @property
+    def cache(self) -> ImageCache:
+        """The image cache of this root and preprocessing setting."""
+        if self._cache is None:
+            self._cache = ImageCache(self._cache_base(), self.cache_size, self.flip_right)
+        return self._cache
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic tree when configured, index it, and fill the image cache."""
+        if self.synthetic is not None:
+            ensure_synthetic_mammo(self.synthetic_root(), **self.synthetic)
+        index = self.index
+        root = Path(index.root)
+        self.cache.build(root / path for case in index.cases for path in case.views.values())
+
+    def cases(self) -> list[MammoCase]:
+        """The usable cases, sorted by id.
+
+        Raises:
+            MammoDataError: cases have problems and ``skip_bad_cases`` is false (each listed).
+        """
+        index = self.index
+        self._record_decoding_failures(index)
+        if index.problems and not self.skip_bad_cases:
+            listing = "\n  ".join(str(p) for p in index.problems[:20])
+            more = (
+                f"\n  ... and {len(index.problems) - 20} more" if len(index.problems) > 20 else ""
+            )
+            raise MammoDataError(
+                f"{index.root}: {len(index.problems)} problems:\n  {listing}{more}\nFix them "
+                f"(python scripts/check_dataset.py data=mammo data.root={self.root} lists all), or "
+                "set data.skip_bad_cases=true to leave those cases out"
+            )
+        if index.bad_cases:
+            log.warning(
+                "%d cases skipped (data.skip_bad_cases=true): %s",
+                len(index.bad_cases),
+                ", ".join(sorted(index.bad_cases)),
+            )
+        return sorted(index.cases, key=lambda c: c.case_id)
+
+    def _record_decoding_failures(self, index: MammoIndex) -> None:
+        """Move cases with a view the cache could not decode to the bad cases (once)."""
+        if self._failures_checked:
+            return
+        self._failures_checked = True
+        root = Path(index.root)
+        keep = []
+        for case in index.cases:
+            problems = [
+                Problem(rel, reason)
+                for rel in case.views.values()
+                if (reason := self.cache.failure(root / rel)) is not None
+            ]
+            if problems:
+                index.problems += problems
+                index.bad_cases.setdefault(case.case_id, []).extend(problems)
+            else:
+                keep.append(case)
+        index.cases = keep
+
+    def skipped_rows(self) -> list[tuple[str, str]]:
+        """``(case, reason)`` of every skipped case: the bad ones and the discarded (``discard_yn``)."""
+        rows = [
+            (case, "; ".join(str(p) for p in problems))
+            for case, problems in sorted(self.index.bad_cases.items())
+        ]
+        rows += [
+            (case, "discard_yn = 1 (rejected by the reviewer)") for case in self.index.discarded
+        ]
+        return rows
+
+    def sample_table(self) -> SampleTable:
+        """Cases for the CV layer: ids are case ids, groups ``group_key``, labels ``stratify_key``."""
+        cases = self.cases()
+        return SampleTable(
+            ids=[c.case_id for c in cases],
+            groups=[str(KEYS[self.group_key](c)) for c in cases],
+            labels=None
+            if self.stratify_key is None
+            else [str(KEYS[self.stratify_key](c)) for c in cases],
+            domains=None
+            if self.domain_key is None
+            else [str(KEYS[self.domain_key](c)) for c in cases],
+        )
+
+    # -- the fold's datasets ----------------------------------------------------------------------
+    def _view_items(self, cases: list[MammoCase], part: int = 1) -> list[ViewItem]:
+        root = Path(self.index.root)
+        return [
+            ViewItem(
+                path=str(root / case.views[view]),
+                case_id=case.case_id,
+                patient=case.patient,
+                view=view,
+                grp=case.grp,
+                breast=case.breasts[view[0].upper()],
+                device=case.device,
+                birads=case.birads,
+                histology=case.histology,
+                part=part,
+            )
+            for case in cases
+            for view in VIEWS
+        ]
+
+    def _patch_items(self, cases: list[MammoCase]) -> list[PatchItem]:
+        root = Path(self.index.root)
+        items = []
+        for case in cases:
+            for view in VIEWS:
+                path = str(root / case.views[view])
+                patch = max(
+                    8, round(self.patch_size * self.cache_size[0] / case.headers[view].rows)
+                )
+                for lesion in (lesion for lesion in case.lesions if lesion.view == view):
+                    items += [
+                        PatchItem(path, lesion.cls, lesion.box, patch)
+                    ] * self.patches_per_lesion
+                if case.breasts[view[0].upper()] == "normal":
+                    items += [PatchItem(path, "normal", None, patch)] * self.normal_patches_per_view
+        return items
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's datasets from ``split`` (once)."""
+        if self.datasets:
+            return
+        by_id = {c.case_id: c for c in self.cases()}
+        chosen = self.fold_parts(
+            dict(sorted(by_id.items())), "cases", "root, skip_bad_cases", MammoDataError
+        )
+        train = chosen.get("train", [])
+        if train:
+            self.datasets["patches"] = PatchDataset(
+                self.cache, self._patch_items(train), self.patch_input_size, self.augment, self.seed
+            )
+            self.datasets["train"] = ViewDataset(
+                self.cache, self._view_items(train), self.image_size, self.augment, self.seed
+            )
+        val = self._view_items(chosen.get("val", []), part=0)
+        if val:
+            self.datasets["val"] = ViewDataset(self.cache, val, self.image_size)
+        test = self._view_items(chosen.get("test", []), part=1)
+        if test:
+            self.datasets["test"] = ViewDataset(self.cache, val + test, self.image_size)
+
+    def eval_items(self, stage: str) -> list[ViewItem]:
+        """The views of the ``val`` or ``test`` loader in order (``test`` holds val views first)."""
+        if stage not in self.datasets:
+            raise RuntimeError(
+                f"no {stage} set: call setup() first, or the split's {stage} is empty"
+            )
+        return list(self.datasets[stage].items)  # type: ignore[attr-defined]
+
+    # -- loaders ----------------------------------------------------------------------------------
+    def loader_seed(self) -> int:
+        """A new seed every epoch: the train loader is rebuilt each epoch (the stage switch), and
+        a fixed seed would draw the same order every time."""
+        trainer = getattr(self, "trainer", None)
+        return self.seed + (trainer.current_epoch if trainer is not None else 0)
+
+    @property
+    def stage(self) -> int:
+        """1 (patches) during the first ``stage1_epochs`` epochs, then 2 (whole views)."""
+        trainer = getattr(self, "trainer", None)
+        epoch = trainer.current_epoch if trainer is not None else 0
+        return 1 if epoch < self.stage1_epochs else 2
+
+    def train_dataloader(self) -> DataLoader:
+        """Balanced patches in stage 1, shuffled whole views in stage 2."""
+        if self.split is None or "train" not in self.datasets:
+            raise RuntimeError("no training cases: training needs the CV layer's split (train.py)")
+        self._write_skipped()
+        if self.stage == 2:
+            return self.loader(self.datasets["train"], self.batch_size, shuffle=True)
+        patches: PatchDataset = self.datasets["patches"]  # type: ignore[assignment]
+        if not len(patches):
+            raise MammoDataError(
+                "stage 1 has no patches: the training cases have no lesions and no normal breasts"
+            )
+        counts = {cls: patches.classes.count(cls) for cls in set(patches.classes)}
+        weights = torch.tensor([1.0 / counts[cls] for cls in patches.classes], dtype=torch.double)
+        sampler = WeightedRandomSampler(
+            weights,
+            num_samples=len(patches),
+            replacement=True,
+            generator=torch.Generator().manual_seed(self.loader_seed()),
+        )
+        return self.loader(patches, self.patch_batch_size, shuffle=False, sampler=sampler)
+
+    def _write_skipped(self) -> None:
+        """List the skipped cases in the fold's folder (``skipped_cases.csv``)."""
+        rows = self.skipped_rows()
+        trainer = getattr(self, "trainer", None)
+        if not rows or trainer is None or not trainer.is_global_zero:
+            return
+        lines = ["case_id,reason"] + [
+            f'{case},"{reason.replace(chr(34), chr(39))}"' for case, reason in rows
+        ]
+        write_text_atomic(
+            Path(trainer.default_root_dir) / "skipped_cases.csv", "\n".join(lines) + "\n"
+        )
+
+    # -- checking ---------------------------------------------------------------------------------
+    def check(self) -> DatasetReport:
+        """Counts (cases per class, views, BI-RADS, lesions, sizes, devices) and every problem."""
+        index = self.index
+        self._record_decoding_failures(index)
+        cases = index.cases
+        lesions: dict[str, int] = {cls: 0 for cls in ("cancer", "benign")}
+        for case in cases:
+            for lesion in case.lesions:
+                lesions[lesion.cls] += 1
+        counts: dict[str, dict[str, int] | int] = {
+            "cases": len(cases),
+            "patients": len({c.patient for c in cases}),
+            "cases per class": {cls: sum(c.grp == cls for c in cases) for cls in CLASSES},
+            "views per case": count(cases, lambda c: len(c.views)),
+            "BI-RADS": count(cases, lambda c: c.birads),
+            "lesions per class": lesions,
+            "image sizes": count(
+                [h for c in cases for h in c.headers.values()],
+                lambda h: f"{h.columns}x{h.rows}",  # type: ignore[arg-type]
+            ),
+            "devices": count(cases, lambda c: c.device),
+            "histology": count(cases, lambda c: c.histology),
+            "discarded (discard_yn = 1)": len(index.discarded),
+            "cases with problems": len(index.bad_cases),
+        }
+        problems = list(index.problems)
+        if not cases:
+            problems.append(Problem(str(index.root), "no usable case"))
+        return DatasetReport("Mammography", str(index.root), counts, problems)

@@ -1,0 +1,438 @@
+"""The pose LightningDataModule: the dataset's files read once, each fold's people as crops.
+
+Samples are annotated people (``<img_no>-<person_no>``), grouped for the CV layer by a capture
+facet (``group_key``: the recording folder by default, so that no actor's take and no instant seen
+by several cameras is in two folds). The 3D poses and ``cameras.json`` ride along for the
+multi-view evaluation of the task. With ``detections`` set, the test part is evaluated on the
+crops of a detector's person boxes on the test images instead of the ground-truth boxes (the
+paper's protocol); the ground-truth people stay available for scoring (:meth:`ground_truth`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.samples import SampleTable
+from kbaselines.pose.dataset import PoseDataset
+from kbaselines.pose.detections import Detections, read_detections
+from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.reader import (
+    Camera,
+    PoseFormatError,
+    PoseImage,
+    PosePerson,
+    read_2d,
+    read_3d,
+    read_cameras,
+)
+from kbaselines.pose.synthetic import ensure_synthetic_pose
+
+__all__ = ["FACETS", "PoseDataModule"]
+
+log = logging.getLogger(__name__)
+
+#: Image facets usable as ``group_key``, ``stratify_key`` or ``domain_key``.
+FACETS = ("recording", "video_no", "action", "camera", "instant")
+_SHOWN = 20
+
+Sample = tuple[PosePerson, PoseImage]
+
+
+class PoseDataModule(FoldDataModule):
+    """Pose dataset (pose.md) read from ``root``, split by the CV layer.
+
+    Args:
+        root: the dataset folder.
+        image_dir: the folder (under ``root``) that ``img_path`` is relative to.
+        annotations_2d: glob (under ``root``) of the 2D JSON files.
+        annotations_3d: glob of the 3D JSON files (none found: no 3D evaluation).
+        cameras: calibration file under ``root`` (absent: no 3D evaluation).
+        input_size: network input ``[height, width]`` (multiples of 32; 4:3 as the paper).
+        stride: input pixels per heatmap cell.
+        sigma: Gaussian target sigma in heatmap cells.
+        enlarge: box enlargement before cropping.
+        augment: random scale, rotation and mirror for training.
+        rotation: rotation sigma in degrees.
+        scale: scale sigma.
+        flip: mirror probability.
+        batch_size: global training batch (divided by the number of processes).
+        eval_batch_size: global evaluation batch (default ``batch_size``).
+        num_workers: data-loader workers.
+        pin_memory: data-loader setting.
+        persistent_workers: keep workers between epochs (only with workers).
+        seed: augmentation and shuffling seed.
+        split: ``{"train", "val", "test"}`` sample ids from the CV layer; None: every person is a
+            test sample (eval.py).
+        synthetic: arguments of :func:`~kbaselines.pose.synthetic.generate_pose`; when set,
+            :meth:`prepare_data` generates the dataset at ``root`` (once).
+        group_key: facet that groups samples (one of :data:`FACETS`).
+        stratify_key: facet to stratify on, or None.
+        domain_key: facet whose values are the domains of ``leave_one_group_out``, or None.
+        skip_broken: leave out broken records (counted and listed in a warning) instead of
+            stopping with an error.
+        detections: a COCO results file of detected person boxes (``image_id`` = ``img_no``;
+            relative paths are under ``root``) to evaluate the test part with; None: the
+            ground-truth boxes.
+        detection_category: the person category id of the detections file.
+        detection_min_score: detections scoring below it are left out (counted).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        image_dir: str = "images",
+        annotations_2d: str = "annotations/*_2d.json",
+        annotations_3d: str = "annotations/*_3d.json",
+        cameras: str = "cameras.json",
+        input_size: Sequence[int] = (256, 192),
+        stride: int = 4,
+        sigma: float = 2.0,
+        enlarge: float = 1.25,
+        augment: bool = True,
+        rotation: float = 40.0,
+        scale: float = 0.3,
+        flip: float = 0.5,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        seed: int = 0,
+        split: dict[str, list[str]] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        group_key: str = "recording",
+        stratify_key: str | None = None,
+        domain_key: str | None = None,
+        skip_broken: bool = False,
+        detections: str | None = None,
+        detection_category: int = 1,
+        detection_min_score: float = 0.0,
+    ) -> None:
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            seed=seed,
+            split=split,
+            synthetic=synthetic,
+        )
+        self.check_keys(
+            FACETS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key
+        )
+        if len(input_size) != 2 or any(int(v) % 32 for v in input_size):
+            raise ValueError(
+                f"data.input_size={list(input_size)} must be [height, width], multiples of 32"
+            )
+        self.image_dir = image_dir
+        self.annotations_2d = annotations_2d
+        self.annotations_3d = annotations_3d
+        self.cameras_file = cameras
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.crop = {"stride": stride, "sigma": sigma, "enlarge": enlarge}
+        self.augmentation = {"rotation": rotation, "scale": scale, "flip": flip}
+        self.augment = augment
+        self.group_key = group_key
+        self.stratify_key = stratify_key
+        self.domain_key = domain_key
+        self.skip_broken = skip_broken
+        self.detections_file = detections
+        self.detection_settings = {
+            "category_id": detection_category,
+            "min_score": detection_min_score,
+        }
+        self._samples: dict[str, Sample] | None = None
+        self._images: dict[int, PoseImage] = {}
+        self._detections: Detections | None = None
+        self.truth: dict[str, list[Sample]] = {}
+        self._problems: list[Problem] = []
+        self.clipped_boxes = 0
+        self.poses_3d: dict[tuple[str, int], np.ndarray] = {}
+        self.cameras: dict[str, Camera] = {}
+
+    # -- the files --------------------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        """The dataset folder; a missing one stops with the setting to fix."""
+        if self.root is None or not Path(self.root).is_dir():
+            raise FileNotFoundError(
+                f"pose dataset folder {self.root!r} not found: set data.root=/path/to/pose, or use "
+                "the generated twin: data=pose_synthetic"
+            )
+        return Path(self.root)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset when configured (once)."""
+        if self.synthetic is not None:
+            ensure_synthetic_pose(self.synthetic_root(), **self.synthetic)
+
+    def _read(self) -> dict[str, Sample]:
+        """Read every file once: people by sample id, 3D poses, cameras, problems."""
+        if self._samples is not None:
+            return self._samples
+        folder = self.folder
+        files = sorted(folder.glob(self.annotations_2d))
+        if not files:
+            raise FileNotFoundError(
+                f"{folder}: no 2D annotation file matches data.annotations_2d={self.annotations_2d!r}"
+            )
+        samples: dict[str, Sample] = {}
+        owner: dict[int, str] = {}
+        problems: list[Problem] = []
+        for file in files:
+            try:
+                content = read_2d(file)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+                continue
+            problems += content.problems
+            self.clipped_boxes += content.clipped_boxes
+            self._images.update(content.images)
+            for img_no in content.images:
+                if img_no in owner:
+                    problems.append(
+                        Problem(str(file), f"img_no {img_no} is also in {owner[img_no]}")
+                    )
+                owner.setdefault(img_no, str(file))
+            for person in content.people:
+                if person.id in samples:
+                    problems.append(Problem(str(file), "person given twice", person.id))
+                    continue
+                samples[person.id] = (person, content.images[person.img_no])
+        for file in sorted(folder.glob(self.annotations_3d)) if self.annotations_3d else []:
+            try:
+                poses, bad = read_3d(file)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+                continue
+            self.poses_3d.update(poses)
+            problems += bad
+        calibration = folder / self.cameras_file
+        if calibration.is_file():
+            try:
+                self.cameras = read_cameras(calibration)
+            except PoseFormatError as error:
+                problems.append(error.problem)
+        if self.clipped_boxes:
+            log.info(
+                "%s: %d boxes stuck out of their image and were clipped", folder, self.clipped_boxes
+            )
+        self._problems = problems
+        self._samples = dict(sorted(samples.items()))
+        return self._samples
+
+    def samples(self) -> dict[str, Sample]:
+        """Every usable person by sample id, sorted.
+
+        Raises:
+            PoseFormatError: the files have problems (unless ``skip_broken``), listing them.
+        """
+        samples = self._read()
+        if self._problems:
+            listing = "\n  ".join(str(p) for p in self._problems[:_SHOWN])
+            more = len(self._problems) - _SHOWN
+            listing += f"\n  ... and {more} more" if more > 0 else ""
+            found = f"{len(self._problems)} problems in the annotation files:\n  {listing}"
+            if not self.skip_broken:
+                raise PoseFormatError(
+                    self.folder,
+                    f"{found}\nFix them (python scripts/check_dataset.py data=pose data.root="
+                    f"{self.root} lists every one), or set data.skip_broken=true to leave those "
+                    "records out",
+                )
+            log.warning("%s\nThey are left out (data.skip_broken=true).", found)
+        return samples
+
+    @staticmethod
+    def facet(image: PoseImage, key: str) -> str:
+        """The value of facet ``key`` of an image."""
+        return image.instant if key == "instant" else str(getattr(image, key))
+
+    def sample_table(self) -> SampleTable:
+        """People for the CV layer, grouped by ``group_key``."""
+        samples = self.samples()
+        images = [image for _, image in samples.values()]
+        return SampleTable(
+            ids=list(samples),
+            groups=[self.facet(i, self.group_key) for i in images],
+            labels=None
+            if self.stratify_key is None
+            else [self.facet(i, self.stratify_key) for i in images],
+            domains=None
+            if self.domain_key is None
+            else [self.facet(i, self.domain_key) for i in images],
+        )
+
+    # -- the fold's datasets ----------------------------------------------------------------------
+    @property
+    def num_joints(self) -> int:
+        """Heatmaps the net must produce."""
+        return len(JOINTS)
+
+    @property
+    def image_root(self) -> Path:
+        return self.folder / self.image_dir
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's datasets from ``split`` (once)."""
+        if self.datasets:
+            return
+        parts = self.fold_parts(self.samples(), "people", "root, annotation globs, skip_broken")
+        for part, people in parts.items():
+            if part == "test" and self.detections_file is not None and people:
+                self.truth[part] = people
+                people = self._detected_people(people)
+            if people:
+                self.datasets[part] = PoseDataset(
+                    self.image_root,
+                    people,
+                    self.input_size,
+                    train=part == "train" and self.augment,
+                    seed=self.seed,
+                    **self.crop,
+                    **self.augmentation,
+                )
+
+    def eval_samples(self, part: str) -> list[Sample]:
+        """The ``(person, image)`` pairs of an evaluation part, in loader order: the annotated
+        people, or the detected ones where :meth:`uses_detections`."""
+        if part not in self.datasets:
+            raise RuntimeError(f"no {part} set: call setup() first, or the split's {part} is empty")
+        return list(self.datasets[part].samples)
+
+    def uses_detections(self, part: str) -> bool:
+        """Whether the part's crops come from the detections file."""
+        return part in self.truth
+
+    def ground_truth(self, part: str) -> list[Sample]:
+        """The annotated ``(person, image)`` pairs that score an evaluation part."""
+        return list(self.truth[part]) if part in self.truth else self.eval_samples(part)
+
+    # -- detections -------------------------------------------------------------------------------
+    def detections(self) -> Detections:
+        """The detections file, read once against every image of the 2D files.
+
+        Raises:
+            PoseFormatError: the file is unreadable, or has broken records (unless
+                ``skip_broken``: then they are left out, counted and listed in a warning).
+        """
+        if self._detections is not None:
+            return self._detections
+        self._read()
+        path = self._detections_path()
+        found = read_detections(path, self._images, **self.detection_settings)
+        if found.problems:
+            listing = "\n  ".join(str(p) for p in found.problems[:_SHOWN])
+            message = f"{len(found.problems)} unusable records in the detections file:\n  {listing}"
+            if not self.skip_broken:
+                raise PoseFormatError(
+                    path, f"{message}\nFix them, or set data.skip_broken=true to leave them out"
+                )
+            log.warning("%s\nThey are left out (data.skip_broken=true).", message)
+        log.info(
+            "%s: %d detections; left out %d of other categories and %d scoring below %s; "
+            "%d boxes clipped to their image",
+            path,
+            len(found),
+            found.other_categories,
+            found.below_score,
+            self.detection_settings["min_score"],
+            found.clipped_boxes,
+        )
+        self._detections = found
+        return found
+
+    def _detections_path(self) -> Path:
+        path = Path(self.detections_file or "")
+        return path if path.is_absolute() else self.folder / path
+
+    def _detected_people(self, truth: list[Sample]) -> list[Sample]:
+        """The detections on the images of ``truth``'s people, as crops to evaluate."""
+        images = {image.img_no: image for _, image in truth}
+        by_image = self.detections().by_image
+        people = [(d, images[n]) for n in sorted(images) for d in by_image.get(n, [])]
+        if not people:
+            raise ValueError(
+                f"{self.detections_file}: no detection on any of the {len(images)} test images; "
+                "is image_id the img_no of the 2D files (and data.detection_category the "
+                "person category)?"
+            )
+        return people
+
+    # -- checking ---------------------------------------------------------------------------------
+    def check(self) -> DatasetReport:
+        """Counts (images, people, joints, actions, cameras, 3D coverage) and every problem."""
+        samples = self._read()
+        images = {image.img_no: image for _, image in samples.values()}
+        people = [p for p, _ in samples.values()]
+        flags = (
+            np.stack([p.keypoints[:, 2] for p in people]) if people else np.zeros((0, len(JOINTS)))
+        )
+        problems = list(self._problems)
+        for image in images.values():
+            if not (self.image_root / image.path).is_file():
+                problems.append(
+                    Problem(
+                        str(self.image_root / image.path),
+                        "image file missing",
+                        f"img_no {image.img_no}",
+                    )
+                )
+        with_3d = sum(
+            (image.instant, p.person_no) in self.poses_3d for p, image in samples.values()
+        )
+        cams = sorted({i.camera for i in images.values()})
+        uncalibrated = [c for c in cams if self.cameras and c not in self.cameras]
+        for camera in uncalibrated:
+            problems.append(
+                Problem(
+                    str(self.folder / self.cameras_file),
+                    f"camera {camera!r} of the images has no calibration",
+                )
+            )
+        counts: dict[str, dict[str, int] | int] = {
+            "images": len(images),
+            "people": len(people),
+            "recordings": len({i.recording for i in images.values()}),
+            "clipped boxes": self.clipped_boxes,
+            "visible joints per joint": {
+                j: int((flags[:, k] == 2).sum()) for k, j in enumerate(JOINTS)
+            },
+            "labelled joints per joint": {
+                j: int((flags[:, k] > 0).sum()) for k, j in enumerate(JOINTS)
+            },
+            "images per action": dict(sorted(Counter(i.action for i in images.values()).items())),
+            "images per camera": dict(sorted(Counter(i.camera for i in images.values()).items())),
+            "3D": {
+                "people with a 3D pose": with_3d,
+                "3D poses": len(self.poses_3d),
+                "calibrated cameras": len(self.cameras),
+            },
+        }
+        if self.detections_file is not None:
+            try:
+                found = read_detections(
+                    self._detections_path(), self._images, **self.detection_settings
+                )
+            except PoseFormatError as error:
+                problems.append(error.problem)
+            else:
+                problems += found.problems
+                counts["detections"] = {
+                    "boxes": len(found),
+                    "images with a box": len(found.by_image),
+                    "other categories (left out)": found.other_categories,
+                    "below data.detection_min_score (left out)": found.below_score,
+                    "clipped boxes": found.clipped_boxes,
+                }
+        return DatasetReport("Pose", str(self.folder), counts, problems)

@@ -1,0 +1,140 @@
+"""Top-down person crops with Gaussian heatmap targets (the Simple Baseline data pipeline).
+
+Each item is one annotated person: the box enlarged 1.25x at the input's aspect, warped to the
+input size (with random scale, rotation and mirror in training), the joints' heatmaps at stride
+``stride`` and their weights (0 for unlabelled joints). The inverse warp travels with the item so
+that predictions map back to image pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kbaselines.pose.joints import flip_permutation
+from kbaselines.pose.reader import PoseImage, PosePerson
+from kbaselines.pose.transforms import (
+    box_to_center_size,
+    crop_matrix,
+    gaussian_heatmaps,
+    invert_affine,
+    to_heatmap,
+    transform_points,
+    warp,
+)
+
+__all__ = ["PoseDataset"]
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+
+class PoseDataset(Dataset):
+    """People ``(person, image)`` of a fold's part as network inputs and targets.
+
+    Args:
+        image_root: the folder ``img_path`` is relative to.
+        samples: ``(person, image)`` pairs.
+        input_size: network input ``(height, width)``.
+        stride: input pixels per heatmap cell (4 for three deconvolutions).
+        sigma: Gaussian sigma in heatmap cells.
+        enlarge: box enlargement before cropping.
+        train: draw the augmentation (else the plain crop).
+        rotation: rotation range in degrees (normal with this sigma, clipped at 2 sigma, applied
+            to 60% of the crops, as the paper's code).
+        scale: scale range (1 +- scale, normal with this sigma, clipped).
+        flip: probability of a horizontal mirror with left/right joints swapped.
+        seed: seed of the augmentation (reseeded per worker by ``worker_init_fn``).
+    """
+
+    def __init__(
+        self,
+        image_root: str | Path,
+        samples: list[tuple[PosePerson, PoseImage]],
+        input_size: tuple[int, int] = (256, 192),
+        stride: int = 4,
+        sigma: float = 2.0,
+        enlarge: float = 1.25,
+        train: bool = False,
+        rotation: float = 40.0,
+        scale: float = 0.3,
+        flip: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        self.image_root = Path(image_root)
+        self.samples = samples
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.stride = stride
+        self.sigma = sigma
+        self.enlarge = enlarge
+        self.train = train
+        self.rotation = rotation
+        self.scale = scale
+        self.flip = flip
+        self.rng = np.random.default_rng(seed)
+        self._perm = flip_permutation()
+
+    def reseed(self, seed: int) -> None:
+        """A new augmentation stream (one per data-loader worker)."""
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read_image(self, image: PoseImage) -> np.ndarray:
+        """The RGB pixels ``[H, W, 3]`` of an image record.
+
+        Raises:
+            FileNotFoundError: the file is missing or unreadable, naming it and its record.
+        """
+        path = self.image_root / image.path
+        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise FileNotFoundError(
+                f"{path}: image of img_no {image.img_no} is missing or unreadable; check "
+                "data.root / data.image_dir (python scripts/check_dataset.py data=pose lists it)"
+            )
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+    def _augmentation(self) -> tuple[float, float, bool]:
+        if not self.train:
+            return 1.0, 0.0, False
+        s = float(np.clip(self.rng.normal() * self.scale + 1, 1 - self.scale, 1 + self.scale))
+        r = float(np.clip(self.rng.normal() * self.rotation, -2 * self.rotation, 2 * self.rotation))
+        r = r if self.rng.uniform() < 0.6 else 0.0
+        return s, r, bool(self.rng.uniform() < self.flip)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        person, image = self.samples[index]
+        pixels = self.read_image(image)
+        height, width = self.input_size
+        center, size = box_to_center_size(person.bbox, width / height, self.enlarge)
+        s, r, mirror = self._augmentation()
+        matrix = crop_matrix(center, size * s, r, (width, height))
+        crop = warp(pixels, matrix, (width, height))
+        joints = transform_points(person.keypoints[:, :2], matrix)
+        flags = person.keypoints[:, 2].copy()
+        if mirror:
+            crop = crop[:, ::-1]
+            joints = joints[self._perm]
+            joints[:, 0] = width - 1 - joints[:, 0]
+            flags = flags[self._perm]
+            # the inverse map of a mirrored crop: mirror back, then undo the warp
+            mirror_matrix = np.array([[-1.0, 0, width - 1], [0, 1, 0]])
+            matrix = np.vstack([mirror_matrix, [0, 0, 1]])[:2] @ np.vstack([matrix, [0, 0, 1]])
+        hm_size = (width // self.stride, height // self.stride)
+        targets, weights = gaussian_heatmaps(
+            to_heatmap(joints, self.stride), (flags > 0).astype(np.float32), hm_size, self.sigma
+        )
+        tensor = (np.ascontiguousarray(crop, dtype=np.float32) - MEAN) / STD
+        return {
+            "image": torch.from_numpy(tensor.transpose(2, 0, 1).copy()),
+            "target": torch.from_numpy(targets),
+            "weight": torch.from_numpy(weights),
+            "inverse": torch.from_numpy(invert_affine(matrix)),
+            "index": torch.tensor(index),
+        }

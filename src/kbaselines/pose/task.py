@@ -1,0 +1,259 @@
+"""Top-down 2D pose (Simple Baseline): heatmap regression, PCKh and OKS AP, multi-view 3D.
+
+Training: MSE between predicted and Gaussian target heatmaps, weighted by joint visibility (the
+paper's ``JointsMSELoss``). Evaluation: flip test (the mirrored crop's heatmaps mirrored back and
+averaged), argmax with a quarter-cell shift, mapped back to image pixels through the crop's
+inverse warp; then PCKh@0.5 and OKS AP (``kbaselines.pose.metrics``) and, where the part holds
+every camera's view of an instant with calibration and 3D ground truth, DLT triangulation
+weighted by the heatmap peaks and MPJPE / P-MPJPE (``kbaselines.pose.triangulation``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
+from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.metrics import match_detections, oks_ap, pckh
+from kbaselines.pose.transforms import (
+    decode_heatmaps,
+    flip_back,
+    from_heatmap,
+    transform_points,
+)
+from kbaselines.pose.triangulation import mpjpe, p_mpjpe, triangulate_pose
+
+__all__ = ["PoseTask", "joints_mse"]
+
+
+def joints_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``0.5 * mean((w * (pred - target))^2)`` over joints and cells (the paper's loss)."""
+    return 0.5 * ((pred - target) ** 2 * weight[:, :, None, None] ** 2).mean()
+
+
+def _pair(
+    datamodule: Any, stage: str, evaluated: list, scores: np.ndarray
+) -> tuple[list, np.ndarray]:
+    """The annotated people that score ``stage`` and, for each, the index of its prediction
+    among ``evaluated`` (-1: none): itself with ground-truth boxes, the detection matched by
+    box IoU where the part was evaluated on detections."""
+    if not getattr(datamodule, "uses_detections", lambda _: False)(stage):
+        return evaluated, np.arange(len(evaluated))
+    truth = datamodule.ground_truth(stage)
+    match = match_detections(
+        np.array([p.bbox for p, _ in truth]),
+        [p.img_no for p, _ in truth],
+        np.array([p.bbox for p, _ in evaluated]),
+        [p.img_no for p, _ in evaluated],
+        scores,
+    )
+    return truth, match
+
+
+def _numbered(evaluated: list, truth: list, match: np.ndarray) -> list:
+    """``evaluated`` with each matched detection carrying its person's ``person_no``, so that the
+    predictions file scores as the run did (``scripts/score.py`` pairs by ``person_no``)."""
+    numbered = list(evaluated)
+    for row in np.flatnonzero(match >= 0):
+        person, image = evaluated[match[row]]
+        numbered[match[row]] = (replace(person, person_no=truth[row][0].person_no), image)
+    return numbered
+
+
+class PoseTask(pl.LightningModule):
+    """Heatmap training and 2D/3D pose evaluation of a Simple Baseline net.
+
+    Args:
+        net: a model mapping crops ``[B, 3, H, W]`` to heatmaps ``[B, J, H/s, W/s]``.
+        optimizer: partial optimizer (Adam lr 1e-3 in the paper).
+        scheduler: optional partial LR scheduler stepped per epoch (x0.1 at 90 and 120).
+        flip_test: average with the mirrored crop's heatmaps at evaluation.
+        pckh_threshold: fraction of the head segment for PCKh.
+        min_views: views needed to triangulate a person (3D metrics).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        flip_test: bool = True,
+        pckh_threshold: float = 0.5,
+        min_views: int = 2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._outputs: list[dict[str, torch.Tensor]] = []
+        self.test_predictions: list[dict[str, Any]] = []
+        self._test_result: dict[str, Any] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Heatmaps of a batch of crops."""
+        return self.net(images)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = joints_mse(self.net(batch["image"]), batch["target"], batch["weight"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        return loss
+
+    def _predict(self, batch: dict[str, torch.Tensor]) -> None:
+        heatmaps = self.net(batch["image"]).float()
+        if self.hparams.flip_test:
+            mirrored = self.net(batch["image"].flip(3)).float().cpu().numpy()
+            heatmaps = (heatmaps + torch.from_numpy(flip_back(mirrored).copy()).to(heatmaps)) / 2
+        cells, peaks = decode_heatmaps(heatmaps.cpu().numpy())
+        crop = from_heatmap(cells, batch["image"].shape[-1] // heatmaps.shape[-1])
+        inverse = batch["inverse"].cpu().numpy()
+        joints = np.stack([transform_points(c, m) for c, m in zip(crop, inverse, strict=True)])
+        self._outputs.append(
+            {
+                "joints": torch.from_numpy(joints).to(self.device),
+                "peaks": torch.from_numpy(peaks).to(self.device),
+                "index": batch["index"],
+            }
+        )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._predict(batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._predict(batch)
+
+    def _gathered(self, stage: str) -> dict[str, np.ndarray]:
+        if not self._outputs:
+            raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
+        outputs = {k: torch.cat([o[k] for o in self._outputs]) for k in self._outputs[0]}
+        self._outputs.clear()
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(outputs)
+            outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
+        index = outputs["index"].cpu().numpy()
+        _, first = np.unique(index, return_index=True)
+        return {k: v.cpu().numpy()[first] for k, v in outputs.items()}
+
+    def _evaluate(self, stage: str) -> dict[str, Any]:
+        outputs = self._gathered(stage)
+        datamodule = self.trainer.datamodule
+        every = datamodule.eval_samples(stage)
+        evaluated = [every[i] for i in outputs["index"]]  # the loader's items, in output order
+        scores = outputs["peaks"].mean(axis=1) * np.array([p.score for p, _ in evaluated])
+        truth, match = _pair(datamodule, stage, evaluated, scores)
+        found = match >= 0
+        joints = np.full((len(truth), *outputs["joints"].shape[1:]), np.inf)
+        joints[found] = outputs["joints"][match[found]]
+        peaks = np.zeros((len(truth), outputs["peaks"].shape[1]))
+        peaks[found] = outputs["peaks"][match[found]]
+        gt = np.stack([p.keypoints for p, _ in truth])
+        pck = pckh(joints, gt, self.hparams.pckh_threshold)
+        metrics: dict[str, float] = {"pckh": pck["mean"], "matched_people": float(found.mean())}
+        metrics.update(
+            {
+                f"pckh_{j}": float(v)
+                for j, v in zip(JOINTS, pck["per_joint"], strict=True)
+                if not np.isnan(v)
+            }
+        )
+        if stage == "test":
+            coco = oks_ap(
+                gt,
+                np.array([p.bbox for p, _ in truth]),
+                [p.img_no for p, _ in truth],
+                outputs["joints"],
+                scores,
+                [p.img_no for p, _ in evaluated],
+            )
+            metrics.update(
+                {"oks_ap": coco["ap"], "oks_ap50": coco["ap50"], "oks_ap75": coco["ap75"]}
+            )
+            errors = self._errors_3d(truth, joints, peaks, found)
+            if errors is not None:
+                metrics["mpjpe"] = float(errors["mpjpe"].mean())
+                metrics["p_mpjpe"] = float(errors["p_mpjpe"].mean())
+            predicted = _numbered(evaluated, truth, match)
+            self._test_result = {
+                "samples": truth,
+                "joints": joints,
+                "predictions": (predicted, outputs["joints"], scores),
+                "pckh": pck,
+                "errors": errors,
+                "image_root": datamodule.image_root,
+            }
+            self.test_predictions = [
+                {
+                    "sample": person.id,
+                    "img_no": person.img_no,
+                    "person_no": person.person_no,
+                    "score": float(s),
+                    **{
+                        f"{j}_{c}": float(v)
+                        for k, j in enumerate(JOINTS)
+                        for c, v in zip("xyp", (*xy[k], peak[k]), strict=True)
+                    },
+                }
+                for (person, _), xy, peak, s in zip(
+                    predicted, outputs["joints"], outputs["peaks"], scores, strict=True
+                )
+            ]
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False)
+        return metrics
+
+    def _errors_3d(
+        self, truth: list, joints: np.ndarray, peaks: np.ndarray, found: np.ndarray
+    ) -> dict[str, np.ndarray] | None:
+        """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm) from the ``joints`` and ``peaks``
+        predicted for the people ``truth`` (the views of people marked ``found``), or None
+        without 3D data."""
+        datamodule = self.trainer.datamodule
+        cameras, poses = getattr(datamodule, "cameras", {}), getattr(datamodule, "poses_3d", {})
+        views: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for k in np.flatnonzero(found):
+            person, image = truth[k]
+            if image.camera in cameras and (image.instant, person.person_no) in poses:
+                views[(image.instant, person.person_no)].append(k)
+        errors: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": []}
+        for key, ks in sorted(views.items()):
+            if len(ks) < self.hparams.min_views:
+                continue
+            view_cameras = [cameras[truth[k][1].camera] for k in ks]
+            points = np.stack(
+                [c.undistort(joints[k]) for c, k in zip(view_cameras, ks, strict=True)]
+            )
+            pred = triangulate_pose(
+                np.stack([c.P for c in view_cameras]), points, np.maximum(peaks[ks], 1e-3)
+            )
+            errors["mpjpe"].append(mpjpe(pred, poses[key]))
+            errors["p_mpjpe"].append(p_mpjpe(pred, poses[key]))
+        if not errors["mpjpe"]:
+            return None
+        return {k: np.stack(v) for k, v in errors.items()}
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluate("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate("test")
+
+    def write_test_outputs(self, out_dir: Path, stage: str) -> None:
+        """Predictions JSON in the dataset's format, per-joint tables and the plots."""
+        from kbaselines.pose.outputs import write_pose_outputs
+
+        if self._test_result:
+            write_pose_outputs(Path(out_dir), stage, **self._test_result)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the joint count, so ``eval.py`` can rebuild the net."""
+        checkpoint["net_sizes"] = {"num_joints": self.net.num_joints}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)

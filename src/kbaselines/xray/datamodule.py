@@ -1,0 +1,295 @@
+"""The X-ray baggage LightningDataModule: annotations in, the fold's detection datasets out.
+
+The CV layer reads :meth:`XrayDataModule.sample_table` once (ids: image paths; groups: the
+physical item, so that the hundreds of near-duplicate scans of one item stay in one fold; labels:
+each scan's main category for stratification; domains: the scanner, for the cross-scanner
+``leave_one_group_out`` scheme) and gives each fold as ``split``. Category ids come from the whole
+dataset (sorted names -> 1..C), so every fold and every run of the same data share them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler, WeightedRandomSampler
+
+from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.samples import SampleTable
+from kbaselines.xray.dataset import XrayDataset, collate_detection
+from kbaselines.xray.reader import (
+    XrayAnnotations,
+    XrayFormatError,
+    XrayImage,
+    read_annotations,
+)
+from kbaselines.xray.synthetic import ensure_synthetic_xray
+
+__all__ = ["GROUP_KEYS", "XrayDataModule", "class_aware_weights"]
+
+log = logging.getLogger(__name__)
+
+GROUP_KEYS = ("sample", "image")
+STRATIFY_KEYS = ("category",)
+DOMAIN_KEYS = ("scanner", "scenario", "family")
+SAMPLERS = ("class_aware",)
+_SHOWN = 20
+
+
+def main_category(image: XrayImage) -> str:
+    """The scan's most frequent category (ties: the first name), ``none`` for an empty scan."""
+    counts = Counter(o.category for o in image.objects)
+    if not counts:
+        return "none"
+    return min(counts, key=lambda name: (-counts[name], name))
+
+
+def class_aware_weights(images: Sequence[XrayImage]) -> list[float]:
+    """Sampling weight per image: the largest ``1 / objects of its category`` among its objects,
+    so that rare categories are drawn as often as common ones (empty scans: the smallest)."""
+    counts = Counter(o.category for image in images for o in image.objects)
+    floor = 1.0 / max(counts.values(), default=1)
+    return [
+        max((1.0 / counts[o.category] for o in image.objects), default=floor) for image in images
+    ]
+
+
+def _listing(items: Sequence[Any]) -> str:
+    shown = "\n  ".join(str(i) for i in items[:_SHOWN])
+    more = len(items) - _SHOWN
+    return shown + (f"\n  ... and {more} more" if more > 0 else "")
+
+
+class XrayDataModule(FoldDataModule):
+    """X-ray scans with boxes, split by the CV layer.
+
+    Args:
+        root: the dataset root (``<scanner>/<category>/<scenario>/<image>.png``).
+        annotation_format: ``coco`` (JSON, polygons or boxes) or ``voc`` (one XML per image).
+        annotation_files: annotation files relative to the root; None: every ``*.json``/``*.xml``.
+        category_map: annotation name -> unified name (``{"USB Metal": "USB"}``).
+        categories: the allowed unified names (an unmapped other name is an error); None: the
+            names the annotations use.
+        max_size: resize scans so their longest side is at most this before the detector's own
+            resize (saves memory on 1920x1080 captures); None: as stored.
+        augment: flips, 90-degree turns, scale and palette jitter for training.
+        sampler: None (shuffle) or ``class_aware`` (rare categories drawn as often as common).
+        batch_size: the global training batch, divided by the number of processes.
+        eval_batch_size: the global evaluation batch (default: ``batch_size``).
+        num_workers, pin_memory, persistent_workers: data-loader settings.
+        seed: augmentation, shuffling and sampling seed.
+        split: ``{"train", "val", "test"}`` image paths from the CV layer; None: every image is a
+            test image (eval.py) and training is refused.
+        synthetic: arguments of :func:`~kbaselines.xray.synthetic.generate_xray`;
+            :meth:`prepare_data` generates the tree at ``root`` once.
+        group_key: ``sample`` (the physical item; names without one fall back to the image) or
+            ``image``.
+        stratify_key: ``category`` (each scan's main category) or None.
+        domain_key: ``scanner``, ``scenario``, ``family`` or None: the domain of
+            ``cv.scheme=leave_one_group_out`` (``scanner``: train on two makes, test the third).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        annotation_format: str = "coco",
+        annotation_files: Sequence[str] | None = None,
+        category_map: Mapping[str, str] | None = None,
+        categories: Sequence[str] | None = None,
+        max_size: int | None = None,
+        augment: bool = True,
+        sampler: str | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        seed: int = 0,
+        split: dict[str, list[str]] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        group_key: str = "sample",
+        stratify_key: str | None = "category",
+        domain_key: str | None = "scanner",
+    ) -> None:
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            seed=seed,
+            split=split,
+            synthetic=synthetic,
+        )
+        for name, value, allowed in (
+            ("group_key", group_key, GROUP_KEYS),
+            ("stratify_key", stratify_key, (*STRATIFY_KEYS, None)),
+            ("domain_key", domain_key, (*DOMAIN_KEYS, None)),
+            ("sampler", sampler, (*SAMPLERS, None)),
+        ):
+            if value not in allowed:
+                raise ValueError(f"data.{name}={value!r} must be one of {list(allowed)}")
+        self.annotation_format = annotation_format
+        self.annotation_files = None if annotation_files is None else list(annotation_files)
+        self.category_map = dict(category_map or {})
+        self.allowed_categories = None if categories is None else list(categories)
+        self.max_size = max_size
+        self.augment = augment
+        self.sampler = sampler
+        self.group_key = group_key
+        self.stratify_key = stratify_key
+        self.domain_key = domain_key
+        self._annotations: XrayAnnotations | None = None
+
+    # -- the annotations --------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic tree when configured (once)."""
+        if self.synthetic is not None:
+            ensure_synthetic_xray(self.synthetic_root(), **self.synthetic)
+
+    @property
+    def annotations(self) -> XrayAnnotations:
+        """Every annotation of the root, read once (problems included, not raised)."""
+        if self._annotations is None:
+            if self.root is None:
+                raise FileNotFoundError("set data.root to the X-ray dataset folder")
+            self._annotations = read_annotations(
+                self.root,
+                self.annotation_format,
+                self.annotation_files,
+                self.category_map,
+                self.allowed_categories,
+            )
+        return self._annotations
+
+    def images(self) -> list[XrayImage]:
+        """The usable images, sorted by path; clipped, dropped and ungrouped boxes are logged.
+
+        Raises:
+            XrayFormatError: the annotations have problems, each listed with file and record.
+        """
+        found = self.annotations
+        if found.problems:
+            raise XrayFormatError(
+                f"{len(found.problems)} problems in the annotations under {found.root}:\n  "
+                f"{_listing(found.problems)}\nFix them (python scripts/check_dataset.py data=xray "
+                f"data.root={self.root} lists every problem)"
+            )
+        for kind, where in (
+            ("clipped to the image", found.clipped),
+            ("dropped (zero area)", found.dropped),
+        ):
+            if where:
+                log.warning("%d boxes %s:\n  %s", len(where), kind, _listing(where))
+        if found.without_sample_key and self.group_key == "sample":
+            log.warning(
+                "%d of %d images have no HS code and sample number in their name: each is its "
+                "own split group (near-duplicate scans of one item may then fall in two folds)",
+                found.without_sample_key,
+                len(found.images),
+            )
+        return found.images
+
+    def _group(self, image: XrayImage) -> str:
+        return image.group if self.group_key == "sample" else image.path
+
+    def sample_table(self) -> SampleTable:
+        """Image paths, their split group, main category and domain for the CV layer."""
+        images = self.images()
+        labels = [main_category(i) for i in images] if self.stratify_key else None
+        domains = None
+        if self.domain_key is not None:
+            domains = [str(getattr(i.name, self.domain_key)) for i in images]
+        return SampleTable(
+            ids=[i.path for i in images],
+            groups=[self._group(i) for i in images],
+            labels=labels,
+            domains=domains,
+        )
+
+    # -- categories -------------------------------------------------------------------------------
+    @property
+    def categories(self) -> list[str]:
+        """Category names; label ``k + 1`` is ``categories[k]`` (0 is the background)."""
+        return self.allowed_categories or self.annotations.categories
+
+    @property
+    def category_ids(self) -> dict[str, int]:
+        return {name: k + 1 for k, name in enumerate(self.categories)}
+
+    @property
+    def num_classes(self) -> int:
+        """Object categories, without the background."""
+        return len(self.categories)
+
+    # -- the fold's datasets ----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Build the fold's datasets from ``split`` (once; later calls do nothing)."""
+        if self.datasets:
+            return
+        by_path = {i.path: i for i in self.images()}
+        parts = self.fold_parts(
+            by_path, "annotated images", "root, annotation format, skip_broken", XrayFormatError
+        )
+        for part, images in parts.items():
+            if images:
+                self.datasets[part] = XrayDataset(
+                    self.root,
+                    images,
+                    self.category_ids,
+                    train=part == "train" and self.augment,
+                    max_size=self.max_size,
+                    seed=self.seed,
+                )
+
+    def eval_images(self, stage: str) -> list[XrayImage]:
+        """The records of the ``val`` or ``test`` set, in dataset order (ground truth, outputs)."""
+        if stage not in self.datasets:
+            raise RuntimeError(
+                f"no {stage} set: call setup() first, or the split's {stage} is empty"
+            )
+        return list(self.datasets[stage].images)
+
+    # -- loaders ----------------------------------------------------------------------------------
+    collate_fn = staticmethod(collate_detection)
+
+    def train_sampler(self) -> Sampler | None:
+        """Class-aware sampling (``sampler: class_aware``): rare categories drawn more often."""
+        if self.sampler != "class_aware":
+            return None
+        dataset = self.datasets["train"]
+        return WeightedRandomSampler(
+            class_aware_weights(dataset.images),
+            num_samples=len(dataset),
+            replacement=True,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    # -- checking a dataset -----------------------------------------------------------------------
+    def check(self) -> DatasetReport:
+        """Counts per category, scanner, scenario and family, empty scans, changed boxes, problems."""
+        found = self.annotations
+        images = found.images
+        objects = Counter(o.category for i in images for o in i.objects)
+        counts: dict[str, dict[str, int] | int] = {
+            "images": len(images),
+            "objects": sum(objects.values()),
+            "objects per category": dict(sorted(objects.items())),
+        }
+        for facet in ("scanner", "scenario", "family"):
+            values = Counter(str(getattr(i.name, facet)) for i in images)
+            counts[f"images per {facet}"] = dict(sorted(values.items()))
+        counts["images without objects"] = sum(1 for i in images if not i.objects)
+        counts["images without a sample key"] = found.without_sample_key
+        counts["physical samples"] = len({i.group for i in images if i.name.sample_key})
+        counts["boxes clipped"] = len(found.clipped)
+        counts["boxes dropped (zero area)"] = len(found.dropped)
+        problems = list(found.problems)
+        problems += [Problem(w, "box clipped to the image") for w in found.clipped]
+        problems += [Problem(w, "zero-area box dropped") for w in found.dropped]
+        return DatasetReport("X-ray baggage", str(found.root), counts, problems)

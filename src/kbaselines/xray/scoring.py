@@ -1,0 +1,67 @@
+"""Score COCO detection results against COCO ground truth with the framework's COCO evaluation.
+
+    python scripts/score.py task=detection gt=<COCO json> pred=<COCO results json>
+        [iou_type=bbox|segm] [backend=faster_coco_eval|pycocotools]
+
+Prints the 12 COCO numbers (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl) and
+per-category AP, AP50 and recall at IoU 0.5. A run's ``fold_<k>/coco_gt_test.json`` and
+``coco_results_test.json`` are such a pair.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kbaselines.xray.metrics import BACKENDS, COCO_STATS, CocoEvaluation, evaluate_coco
+
+__all__ = ["LABELS", "main", "score_files"]
+
+#: the COCO summary's names of :data:`~kbaselines.xray.metrics.COCO_STATS`
+LABELS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+def score_files(
+    gt: str | Path, pred: str | Path, iou_type: str = "bbox", backend: str = "faster_coco_eval"
+) -> CocoEvaluation:
+    """The COCO evaluation of a results file against a ground-truth file."""
+    for role, path in (("gt", gt), ("pred", pred)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{role}={path}: no such file")
+    return evaluate_coco(str(gt), str(pred), iou_type=iou_type, backend=backend)
+
+
+def _names(gt: str | Path) -> dict[int, str]:
+    return {int(c["id"]): str(c["name"]) for c in json.loads(Path(gt).read_text())["categories"]}
+
+
+def main(options: dict[str, str]) -> int:
+    """Print the COCO numbers and the per-category table; 2 on missing or unknown options."""
+    unknown = sorted(set(options) - {"gt", "pred", "iou_type", "backend"})
+    if unknown or "gt" not in options or "pred" not in options:
+        print(
+            f"score.py task=detection: needs gt=... pred=...; unknown {unknown}\n{__doc__}",
+            file=sys.stderr,
+        )
+        return 2
+    backend = options.get("backend", "faster_coco_eval")
+    if backend not in BACKENDS:
+        print(f"backend={backend}: choose one of {', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    try:
+        result = score_files(
+            options["gt"], options["pred"], options.get("iou_type", "bbox"), backend
+        )
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"score.py task=detection: {error}", file=sys.stderr)
+        return 1
+    for label, key in zip(LABELS, COCO_STATS, strict=True):
+        print(f"{label:<6} {result.stats[key]:.10f}")
+    names = _names(options["gt"])
+    print(f"\n{'category':<24} {'AP':>7} {'AP50':>7} {'recall50':>9}")
+    for category, row in result.per_class().items():
+        print(
+            f"{names.get(category, str(category)):<24} {row['ap']:>7.4f} {row['ap50']:>7.4f} {row['recall50']:>9.4f}"
+        )
+    return 0

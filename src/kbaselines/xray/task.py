@@ -1,0 +1,263 @@
+"""Object detection: train any torchvision-style detector, score it with COCO and VOC metrics.
+
+The detector contract (Faster R-CNN from torchvision, the YOLO of ``kbaselines.xray.yolo``):
+
+- ``net(images, targets)`` in training mode returns a dict of scalar losses, summed here;
+  ``images`` is ``list[FloatTensor[3, H, W]]`` with values 0..1 (sizes may differ) and
+  ``targets`` is ``list[{"boxes": FloatTensor[N, 4] x_min y_min x_max y_max in pixels,
+  "labels": Int64Tensor[N] in 1..num_classes}]`` (0 is the background; N may be 0).
+- ``net(images)`` in eval mode returns ``list[{"boxes": [M, 4], "labels": [M], "scores": [M]}]``
+  in the same pixel coordinates.
+- ``net.num_classes``: object categories without the background (stored in checkpoints).
+
+Batches are ``{"images", "targets", "index", "scale"}`` (``XrayDataModule``): ``scale`` (x, y)
+maps each image back to its annotation's pixels, where metrics and outputs are computed. The
+DataModule gives ``categories`` (label ``k`` is ``categories[k - 1]``) and, for outputs naming
+files, ``eval_images(stage)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from kbaselines.core.io import write_json_atomic, write_text_atomic
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
+from kbaselines.xray.metrics import DetectionScores, detection_metrics
+from kbaselines.xray.plots import plot_ap_bars, plot_detection_grid, plot_pr_curves
+
+__all__ = ["DetectionTask"]
+
+#: the numbers logged at validation (``val/map50`` is the checkpoint monitor)
+VAL_METRICS = ("map", "map50", "voc_map50")
+
+
+class DetectionTask(pl.LightningModule):
+    """Detection training and COCO/VOC evaluation around a detector (see the module docstring).
+
+    Args:
+        net: the detector.
+        optimizer: a partial optimizer, called with the parameters.
+        scheduler: an optional partial LR scheduler.
+        scheduler_interval: ``epoch`` or ``step``.
+        warmup_steps: linear learning-rate warm-up over the first steps (0: none), as torchvision's
+            detection recipes do; it keeps early Faster R-CNN steps from diverging.
+        metric_backend: ``faster_coco_eval`` or ``pycocotools`` (same numbers).
+        plot_images: how many test images the prediction grid shows.
+        plot_score_threshold: predictions drawn in the grid score at least this.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        warmup_steps: int = 0,
+        metric_backend: str = "faster_coco_eval",
+        plot_images: int = 8,
+        plot_score_threshold: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self._outputs: list[dict[str, Any]] = []
+        self._scores: dict[str, DetectionScores] = {}
+        self._evaluated: dict[str, list[dict[str, Any]]] = {}
+        self.test_predictions: list[dict[str, Any]] = []
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Detections of a list of images (eval mode)."""
+        return self.net(images)
+
+    # -- training ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self.net(batch["images"], batch["targets"])
+        loss = sum(losses.values())
+        size = len(batch["images"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def _collect(self, batch: dict[str, Any]) -> None:
+        """Keep each image's predictions and targets in annotation pixels, on the CPU."""
+        detections = self.net(batch["images"])
+        for k, (image, prediction, target) in enumerate(
+            zip(batch["images"], detections, batch["targets"], strict=True)
+        ):
+            scale = batch["scale"][k].detach().cpu().double().numpy().repeat(2)  # sx sy sx sy
+            height, width = image.shape[1:]
+            self._outputs.append(
+                {
+                    "index": int(batch["index"][k]),
+                    "size": (round(width / scale[0]), round(height / scale[1])),
+                    "prediction": {
+                        "boxes": prediction["boxes"].detach().cpu().double().numpy() / scale,
+                        "labels": prediction["labels"].detach().cpu().numpy(),
+                        "scores": prediction["scores"].detach().cpu().double().numpy(),
+                    },
+                    "target": {
+                        "boxes": target["boxes"].detach().cpu().double().numpy() / scale,
+                        "labels": target["labels"].detach().cpu().numpy(),
+                    },
+                }
+            )
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._collect(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._collect(batch)
+
+    def _gathered(self) -> list[dict[str, Any]]:
+        """Every process's outputs, once each (a distributed sampler pads), in dataset order."""
+        outputs, self._outputs = self._outputs, []
+        if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            parts: list[list[dict[str, Any]]] = [[] for _ in range(self.trainer.world_size)]
+            dist.all_gather_object(parts, outputs)
+            outputs = [o for part in parts for o in part]
+        unique = {o["index"]: o for o in outputs}
+        return [unique[i] for i in sorted(unique)]
+
+    def _categories(self) -> list[str]:
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "categories"):
+            return list(datamodule.categories)
+        return [str(k) for k in range(1, self.net.num_classes + 1)]
+
+    def _file_names(self, stage: str, outputs: list[dict[str, Any]]) -> list[str]:
+        datamodule = self.trainer.datamodule
+        if hasattr(datamodule, "eval_images"):
+            images = datamodule.eval_images(stage)
+            return [images[o["index"]].path for o in outputs]
+        return [str(o["index"]) for o in outputs]
+
+    def _score(self, stage: str) -> DetectionScores | None:
+        outputs = self._gathered()
+        if not outputs:
+            return None
+        scores = detection_metrics(
+            [o["prediction"] for o in outputs],
+            [o["target"] for o in outputs],
+            [o["size"] for o in outputs],
+            self._categories(),
+            self._file_names(stage, outputs),
+            backend=self.hparams.metric_backend,
+        )
+        self._scores[stage] = scores
+        self._evaluated[stage] = outputs
+        return scores
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self._score("val")
+        if scores is not None:
+            metrics = {f"val/{k}": max(scores.metrics[k], 0.0) for k in VAL_METRICS}
+            self.log_dict(metrics, prog_bar=True, sync_dist=False)
+
+    def on_test_epoch_end(self) -> None:
+        scores = self._score("test")
+        if scores is None:
+            raise RuntimeError("no test batches: the test set is empty")
+        self.log_dict({f"test/{k}": float(v) for k, v in scores.metrics.items()}, sync_dist=False)
+        categories = self._categories()
+        names = [i["file_name"] for i in scores.ground_truth["images"]]
+        self.test_predictions = [
+            {
+                "image": names[r["image_id"] - 1],
+                "category": categories[r["category_id"] - 1],
+                "score": round(r["score"], 5),
+                "x_min": round(r["bbox"][0], 2),
+                "y_min": round(r["bbox"][1], 2),
+                "x_max": round(r["bbox"][0] + r["bbox"][2], 2),
+                "y_max": round(r["bbox"][1] + r["bbox"][3], 2),
+            }
+            for r in scores.results
+        ]
+
+    def write_test_outputs(self, out_dir: Path, stage: str) -> None:
+        """Category ids, COCO ground truth and results JSON, per-class table and plots."""
+        scores = self._scores.get("test")
+        if scores is None:
+            return
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "categories.json", scores.ground_truth["categories"])
+        write_json_atomic(out_dir / f"coco_gt_{stage}.json", scores.ground_truth)
+        write_json_atomic(out_dir / f"coco_results_{stage}.json", scores.results)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(scores.per_class[0]))
+        writer.writeheader()
+        writer.writerows(scores.per_class)
+        write_text_atomic(out_dir / f"per_class_{stage}.csv", buffer.getvalue())
+        write_text_atomic(out_dir / f"coco_summary_{stage}.txt", scores.coco.summary)
+        categories = self._categories()
+        plot_ap_bars(
+            scores.per_class, out_dir / f"ap_per_class_{stage}.png", f"Per-class AP, {stage}"
+        )
+        plot_pr_curves(scores.coco.precision, categories, out_dir / f"pr_curves_{stage}.png")
+        self._plot_grid(out_dir / f"detections_{stage}.png", categories)
+
+    def _plot_grid(self, path: Path, categories: list[str]) -> None:
+        """The first ``plot_images`` test images, reloaded unaugmented, with boxes in their pixels."""
+        datamodule = self.trainer.datamodule
+        dataset = getattr(datamodule, "datasets", {}).get("test")
+        outputs = self._evaluated["test"][: self.hparams.plot_images]
+        if dataset is None or not outputs:
+            return
+        images, predictions, targets = [], [], []
+        for output in outputs:
+            item = dataset[output["index"]]
+            scale = item["scale"].double().numpy().repeat(2)
+            images.append(item["image"].permute(1, 2, 0).numpy())
+            predictions.append(
+                {**output["prediction"], "boxes": output["prediction"]["boxes"] * scale}
+            )
+            targets.append({**output["target"], "boxes": output["target"]["boxes"] * scale})
+        titles = self._file_names("test", outputs)
+        plot_detection_grid(
+            images,
+            predictions,
+            targets,
+            categories,
+            path,
+            score_threshold=self.hparams.plot_score_threshold,
+            titles=[Path(t).name for t in titles],
+        )
+
+    # -- checkpoints and optimisation -------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the data-derived size of the net and the category names, for ``eval.py``."""
+        checkpoint["net_sizes"] = {"num_classes": self.net.num_classes}
+        if self._trainer is not None and self.trainer.datamodule is not None:
+            checkpoint["categories"] = self._categories()
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Ramp the learning rate linearly over the first ``warmup_steps`` steps (each group from
+        its learning rate at the first step, which a scheduler then takes over)."""
+        step, warmup = self.trainer.global_step, self.hparams.warmup_steps
+        if step <= warmup:
+            for group in optimizer.param_groups:
+                base = group.setdefault("warmup_target_lr", group["lr"])
+                group["lr"] = base * min(1.0, (step + 1) / warmup) if warmup else base
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return optimizers(
+            self.parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+        )
