@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from kbaselines.core.cluster.run_name import pin_run_name
 from kbaselines.core.config import register_configs
 from kbaselines.core.evaluate import evaluate_checkpoint
+from kbaselines.core.quiet import silence_known_noise
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
@@ -29,4 +30,5 @@ if __name__ == "__main__":
     # the same output folder for every DDP rank of this start
     sys.argv = pin_run_name(sys.argv, prefix="eval_")
     register_configs()
+    silence_known_noise()
     main()

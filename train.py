@@ -20,6 +20,7 @@ from kbaselines.core.cluster.requeue import PREEMPTED_EXIT_CODE, Preempted
 from kbaselines.core.cluster.run_name import pin_run_name
 from kbaselines.core.config import register_configs
 from kbaselines.core.cv.loop import run_cross_validation
+from kbaselines.core.quiet import silence_known_noise
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -38,4 +39,5 @@ if __name__ == "__main__":
     # the same run folder for every DDP rank, fold job and requeued job of this start
     sys.argv = pin_run_name(sys.argv)
     register_configs()
+    silence_known_noise()
     main()

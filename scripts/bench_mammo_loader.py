@@ -7,27 +7,29 @@ and uncompressed, 12 and 16 bits, MONOCHROME1 and 2), then measures
 (3) the share of a training step spent waiting for data: stage-2 steps of the ResNet-34 map
 network on cached whole views, with the configured number of loader workers, and
 (4) the seconds to index the tree reading every DICOM header, then with the header cache.
-``--size`` defaults
-to configs/data/mammo.yaml's cache_size and image_size (1664x1280). A stage-2 step at that size
-takes tens of seconds on a CPU, so the default batch is small and the steps few (the wait share
-hardly depends on the batch: loading and computing both grow with it). The README records the
-figures.
+``size`` defaults to configs/data/mammo.yaml's cache_size and image_size (1664x1280). A stage-2
+step at that size takes tens of seconds on a CPU, so the default batch is small and the steps few
+(the wait share hardly depends on the batch: loading and computing both grow with it). The README
+records the figures.
 
-    python scripts/bench_mammo_loader.py [--rows 3328] [--columns 2560] [--cases 3]
-        [--size 1664 1280] [--workers 2] [--batch-size 2] [--steps 4] [--repeats 10]
+    python scripts/bench_mammo_loader.py [rows=3328] [columns=2560] [cases=3] [size=[1664,1280]]
+        [workers=2] [batch_size=2] [steps=4] [repeats=10]
+
+Settings: configs/bench_mammo_loader.yaml. No Hydra run folder is written.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pydicom
 import torch
+from omegaconf import DictConfig
 from pydicom.uid import RLELossless
 from torch.utils.data import DataLoader, Dataset
 
@@ -117,42 +119,32 @@ def data_wait_fraction(
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rows", type=int, default=3328)
-    parser.add_argument("--columns", type=int, default=2560)
-    parser.add_argument("--cases", type=int, default=3)
-    parser.add_argument(
-        "--size",
-        type=int,
-        nargs=2,
-        default=(1664, 1280),
-        help="cached/input rows columns (configs/data/mammo.yaml: 1664 1280)",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="the data config's num_workers")
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps, after one warm-up")
-    parser.add_argument("--repeats", type=int, default=10, help="passes over the cached views")
-    args = parser.parse_args(argv)
+def bench(
+    rows: int,
+    columns: int,
+    cases: int,
+    size: tuple[int, int],
+    workers: int,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+) -> dict[str, float]:
+    """Generate the synthetic tree in a temporary folder, measure, print and return the figures."""
     with tempfile.TemporaryDirectory() as folder:
-        root = generate_mammo(
-            Path(folder) / "tree", num_cases=args.cases, rows=args.rows, columns=args.columns
-        )
+        root = generate_mammo(Path(folder) / "tree", num_cases=cases, rows=rows, columns=columns)
         module = MammoDataModule(
             root=str(root),
             cache_dir=f"{folder}/cache",
-            cache_size=tuple(args.size),
-            image_size=tuple(args.size),
+            cache_size=size,
+            image_size=size,
         )
         module.prepare_data()
         table = module.sample_table()
         module = MammoDataModule(
             root=str(root),
             cache_dir=f"{folder}/cache",
-            cache_size=tuple(args.size),
-            image_size=tuple(args.size),
+            cache_size=size,
+            image_size=size,
             split={"train": table.ids},
         )
         module.setup("fit")
@@ -165,23 +157,37 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
         indexing = index_seconds(root, Path(folder) / "headers.json")
         decoding = images_per_second(DecodingViews(views), 1)
-        cached = images_per_second(views, args.repeats)
-        wait = data_wait_fraction(views, args.workers, args.batch_size, args.steps)
+        cached = images_per_second(views, repeats)
+        wait = data_wait_fraction(views, workers, batch_size, steps)
     result = {
-        "source": f"{args.columns}x{args.rows}",
+        "source": f"{columns}x{rows}",
         "source_files": len(sources),
         "source_rle_files": rle,
-        "size": f"{args.size[1]}x{args.size[0]}",
+        "size": f"{size[1]}x{size[0]}",
         "decoded_images_per_s": decoding,
         "cached_images_per_s": cached,
         "speedup": cached / decoding,
         **wait,
         **indexing,
-        "workers": args.workers,
+        "workers": workers,
         "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps(result, indent=2))
     return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="bench_mammo_loader")
+def main(cfg: DictConfig) -> None:
+    bench(
+        cfg.rows,
+        cfg.columns,
+        cfg.cases,
+        tuple(cfg.size),
+        cfg.workers,
+        cfg.batch_size,
+        cfg.steps,
+        cfg.repeats,
+    )
 
 
 if __name__ == "__main__":

@@ -5,25 +5,32 @@ same optimiser; the framework side is our RecognitionTask in a Lightning Trainer
 callbacks (checkpoints, LR monitor, progress bar) and the CSV logger. Prints seconds per step of
 each side and their ratio (framework / plain); the README records the figure.
 
-    python scripts/bench_overhead.py [--steps 30] [--epochs 3] [--batch-size 32] [--input-size 64]
+    python scripts/bench_overhead.py [steps=30] [epochs=3] [batch_size=32] [input_size=64]
+
+Settings (``classes``, ``repeats`` too): configs/bench_overhead.yaml. No Hydra run folder is
+written.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
+import os
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
 
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+import hydra
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from kbaselines.core.builders import build_trainer
-from kbaselines.core.config import compose_config
+from kbaselines.core.config import register_configs
 from kbaselines.kface.lightcnn import lightcnn9
 from kbaselines.kface.recognition import RecognitionTask
 
@@ -77,12 +84,13 @@ def plain_loop(
 
 
 def framework(
-    net: nn.Module, batches: list[dict[str, torch.Tensor]], epochs: int, lr: float
+    net: nn.Module, batches: list[dict[str, torch.Tensor]], train_cfg: DictConfig, lr: float
 ) -> float:
+    """Seconds of ``trainer.fit`` with the Trainer ``train_cfg`` (the train config) builds."""
     optimizer = partial(torch.optim.SGD, lr=lr, momentum=0.9, weight_decay=1e-4)
     task = RecognitionTask(net=net, optimizer=optimizer)
     with tempfile.TemporaryDirectory() as folder:
-        cfg = compose_config(["trainer=cpu", f"trainer.max_epochs={epochs}", "cv.val_fraction=0"])
+        cfg = copy.deepcopy(train_cfg)
         cfg.paths.fold_dir = folder
         cfg.callbacks.model_checkpoint.monitor = None
         timer = StepTimer()
@@ -93,41 +101,34 @@ def framework(
     return timer.seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=30, help="batches per epoch")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--input-size", type=int, default=64)
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="alternate the two sides this often (best of)"
-    )
-    args = parser.parse_args()
+@hydra.main(version_base="1.3", config_path="../configs", config_name="bench_overhead")
+def main(cfg: DictConfig) -> None:
     pl.seed_everything(0, workers=True)
     generator = torch.Generator().manual_seed(0)
-    size = args.input_size
+    size = cfg.input_size
     batches = [
         {
-            "image": torch.rand(args.batch_size, 1, size, size, generator=generator),
-            "label": torch.randint(0, args.classes, (args.batch_size,), generator=generator),
+            "image": torch.rand(cfg.batch_size, 1, size, size, generator=generator),
+            "label": torch.randint(0, cfg.classes, (cfg.batch_size,), generator=generator),
         }
-        for _ in range(args.steps)
+        for _ in range(cfg.steps)
     ]
-    initial = lightcnn9(num_classes=args.classes, input_size=size)
-    steps = args.steps * args.epochs
+    initial = lightcnn9(num_classes=cfg.classes, input_size=size)
+    # the framework side's train config, composed by this running Hydra app (compose_config would
+    # start a second Hydra, which Hydra refuses)
+    register_configs()
+    train_cfg = hydra.compose(
+        "train", ["trainer=cpu", f"trainer.max_epochs={cfg.epochs}", "cv.val_fraction=0"]
+    )
+    steps = cfg.steps * cfg.epochs
     plain_loop(copy.deepcopy(initial), batches[:3], 1, 0.01)  # warm up kernels and allocator
     plain_times, framework_times = [], []
-    for _ in range(args.repeats):
-        plain_times.append(plain_loop(copy.deepcopy(initial), batches, args.epochs, 0.01) / steps)
-        framework_times.append(
-            framework(copy.deepcopy(initial), batches, args.epochs, 0.01) / steps
-        )
+    for _ in range(cfg.repeats):
+        plain_times.append(plain_loop(copy.deepcopy(initial), batches, cfg.epochs, 0.01) / steps)
+        framework_times.append(framework(copy.deepcopy(initial), batches, train_cfg, 0.01) / steps)
     plain, ours = min(plain_times), min(framework_times)
     print(
-        f"LightCNN-9, {size}x{size}, batch {args.batch_size}, {steps} steps, {torch.get_num_threads()} threads"
+        f"LightCNN-9, {size}x{size}, batch {cfg.batch_size}, {steps} steps, {torch.get_num_threads()} threads"
     )
     print(f"plain PyTorch loop: {plain * 1e3:8.1f} ms/step")
     print(f"K-Baselines (Lightning task + callbacks + logger): {ours * 1e3:8.1f} ms/step")

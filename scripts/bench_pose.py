@@ -6,7 +6,9 @@
 Times the training dataset (JPEG decode, affine crop with augmentation, Gaussian heatmaps) in
 this process, then forward + backward + Adam steps of the configured net on batches of
 ``data.batch_size`` crops, on the same machine. One data-loader worker keeps up when its images/s
-is above the model's; otherwise ``data.num_workers`` must make up the ratio.
+is above the model's; otherwise ``data.num_workers`` must make up the ratio. The arguments are
+train.py's overrides, composed with configs/bench_pose.yaml (the train config plus ``bench.*``);
+nothing is written.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from kbaselines.pose.task import joints_mse
 DEFAULT = "+experiment=pose_simple_baseline_synthetic"
 
 
-def bench(overrides: list[str], samples: int = 128, steps: int = 3) -> dict[str, float]:
+def bench(overrides: list[str]) -> dict[str, float]:
     """Images/s of the data pipeline (one process) and of the model's training step."""
-    cfg = compose_config(overrides)
+    cfg = compose_config(overrides, config_name="bench_pose")
+    samples, steps = cfg.bench.samples, cfg.bench.steps
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
     ids = datamodule.sample_table().ids
@@ -59,13 +62,10 @@ def bench(overrides: list[str], samples: int = 128, steps: int = 3) -> dict[str,
 
 
 def main(argv: list[str]) -> None:
-    options = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if a.startswith("bench.")}
-    overrides = [a for a in argv if not a.startswith("bench.")]
+    overrides = list(argv)
     if not any(a.startswith("+experiment=") for a in overrides):
         overrides.insert(0, DEFAULT)
-    result = bench(
-        overrides, int(options.get("bench.samples", 128)), int(options.get("bench.steps", 3))
-    )
+    result = bench(overrides)
     ratio = result["model_images_per_s"] / result["data_images_per_s"]
     print(f"input {result['input']}, batch {result['batch']}, torch threads {result['threads']}")
     print(

@@ -6,7 +6,8 @@
 
 Like the guideline's generator tool: image ``seed<NNNN>.png`` comes from the latent drawn with that
 seed, so the same seed gives the same face again; ``grid.png`` shows them all. ``raw=true`` uses
-the trained generator instead of its moving average.
+the trained generator instead of its moving average. Settings: configs/generate.yaml. No Hydra run
+folder is written.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import hydra
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 
 from kbaselines.kface.pggan import pggan
 from kbaselines.kface.sample_grids import save_grid, to_uint8
-
-USAGE = (
-    "usage: python scripts/generate.py ckpt_path=<ckpt> out_dir=<folder> [seeds=[1,2]] [num=<n>]"
-)
 
 
 def load_generator(ckpt_path: Path, raw: bool = False) -> torch.nn.Module:
@@ -59,25 +57,22 @@ def generate(ckpt_path: Path, out_dir: Path, seeds: list[int], raw: bool = False
     return paths
 
 
-def main(argv: list[str]) -> int:
-    options = OmegaConf.from_dotlist(argv)
-    if "ckpt_path" not in options or "out_dir" not in options:
-        print(USAGE, file=sys.stderr)
-        return 2
-    ckpt = Path(options.ckpt_path)
+@hydra.main(version_base="1.3", config_path="../configs", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    ckpt = Path(str(cfg.ckpt_path))
+    out_dir = Path(str(cfg.out_dir))
     if not ckpt.is_file():
         print(f"ckpt_path={ckpt}: no such file", file=sys.stderr)
-        return 2
-    seeds = options.get("seeds")
-    seeds = (
-        [int(s) for s in seeds] if seeds is not None else list(range(int(options.get("num", 16))))
-    )
-    if "num" in options and "seeds" in options:
-        seeds = seeds[: int(options.num)]
-    paths = generate(ckpt, Path(options.out_dir), seeds, raw=bool(options.get("raw", False)))
-    print(f"Wrote {len(paths)} images and grid.png to {options.out_dir}")
-    return 0
+        sys.exit(2)
+    if cfg.seeds is None:
+        seeds = list(range(16 if cfg.num is None else int(cfg.num)))
+    else:
+        seeds = [int(s) for s in cfg.seeds]
+        if cfg.num is not None:
+            seeds = seeds[: int(cfg.num)]
+    paths = generate(ckpt, out_dir, seeds, raw=bool(cfg.raw))
+    print(f"Wrote {len(paths)} images and grid.png to {cfg.out_dir}")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

@@ -1,20 +1,24 @@
 """Build the README's results table from finished run folders (never typed by hand).
 
-    python scripts/results_table.py logs/kface_lightcnn9_synthetic/<run> [more run folders]
+    python scripts/results_table.py runs=[logs/kface_lightcnn9_synthetic/<run>,<more run folders>]
+    python scripts/results_table.py runs=logs/kface_lightcnn9_synthetic/<run>
 
-Each row: the experiment, the metric, the guideline's figure, the original paper's figure (both
-from the experiment's ``reference`` config block), our figure (mean ± std over the folds, and the
-data it was measured on), and the command that produced the run.
+Settings: configs/results_table.yaml. Each row: the experiment, the metric, the guideline's
+figure, the original paper's figure (both from the experiment's ``reference`` config block), our
+figure (mean ± std over the folds, and the data it was measured on), and the command that produced
+the run. Exit code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run
+folder is written.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+import hydra
 import yaml
+from omegaconf import DictConfig, ListConfig
 
 # overrides that say where a run wrote or how it showed progress, not what it computed
 PRESENTATION_ONLY = (
@@ -60,15 +64,11 @@ def row(run_dir: Path) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("run_dirs", type=Path, nargs="+", help="finished run folders")
-    args = parser.parse_args(argv)
+def table(run_dirs: list[Path]) -> int:
+    """Print the table of ``run_dirs``; return the exit code."""
     header = ["experiment", "metric", "guideline", "paper", "ours", "command"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for run_dir in args.run_dirs:
+    for run_dir in run_dirs:
         if not (run_dir / "cv_summary.json").is_file():
             print(f"{run_dir}: no cv_summary.json (unfinished run?)", file=sys.stderr)
             return 1
@@ -77,5 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@hydra.main(version_base="1.3", config_path="../configs", config_name="results_table")
+def main(cfg: DictConfig) -> None:
+    runs = cfg.runs if isinstance(cfg.runs, ListConfig) else [cfg.runs]
+    if not runs:
+        print("results_table.py: runs=[<run folder>,...] names no run folder", file=sys.stderr)
+        sys.exit(2)
+    code = table([Path(str(run)) for run in runs])
+    if code:
+        sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -35,7 +35,7 @@ def _tiny_kface_run(data: Path) -> list[str]:
         "data.synthetic.num_people=16",
         "data.synthetic.sessions=[S001,S002]",
         "data.synthetic.lights=[L1]",
-        "data.input_size=16",
+        "data.input_size=[16,16]",
         "data.batch_size=16",
         "cv.val_fraction=0.25",
         "trainer.max_epochs=1",

@@ -110,7 +110,7 @@ def test_folds_as_jobs_then_aggregate(
     )
     run_dir = tmp_path / "kface_lightcnn9_synthetic" / "jobs"
     (run_dir / "cv_summary.json").unlink()
-    result = run_entry_point("scripts/aggregate_cv.py", str(run_dir))
+    result = run_entry_point("scripts/aggregate_cv.py", f"run_dir={run_dir}")
     assert "| test/roc_auc |" in result.stdout
     assert _metrics(run_dir) == _metrics(finished_run)
 
@@ -122,7 +122,7 @@ def test_eval_a_checkpoint(
     run_entry_point(
         "eval.py",
         *tiny[:6],
-        "data.input_size=16",
+        "data.input_size=[16,16]",
         f"ckpt_path={ckpt}",
         f"paths.log_dir={tmp_path}",
         "run_name=eval",
@@ -134,13 +134,28 @@ def test_eval_a_checkpoint(
 
 
 def test_results_table(finished_run: Path, run_entry_point) -> None:
-    result = run_entry_point("scripts/results_table.py", str(finished_run))
+    result = run_entry_point("scripts/results_table.py", f"runs=[{finished_run}]")
     mean = _metrics(finished_run)["test/eer"]["mean"]
     row = result.stdout.splitlines()[-1]
     assert row.startswith(
         "| kface_lightcnn9_synthetic | 100 - EER (%) | not given | 98.70 (LFW, 100 - EER) |"
     )
     assert f"{100 - 100 * mean:.2f} ±" in row and "synthetic, 2 folds" in row
+    # one folder needs no brackets
+    assert (
+        run_entry_point("scripts/results_table.py", f"runs={finished_run}").stdout == result.stdout
+    )
+
+
+def test_score_names_the_known_families() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/score.py", "family=kface", "gt=a.json", "pred=b.json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "known: mammo, pose, xray" in result.stderr
 
 
 @pytest.mark.parametrize(

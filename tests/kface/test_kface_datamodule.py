@@ -38,7 +38,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _module(root: Path, split=None, **kwargs) -> KFaceDataModule:
-    settings = {**ALL, "input_size": 16, "batch_size": 4, "split": split, **kwargs}
+    settings = {**ALL, "input_size": (16, 16), "batch_size": 4, "split": split, **kwargs}
     return KFaceDataModule(root=str(root), **settings)
 
 

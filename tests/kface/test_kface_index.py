@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kface_helpers import scan_tree
 from PIL import Image
 
 from kbaselines.kface import index as index_module
 from kbaselines.kface import reader
 from kbaselines.kface.index import cache_file, load_index, tree_fingerprint
-from kbaselines.kface.reader import KFaceSelectionError, scan_tree
+from kbaselines.kface.reader import KFaceSelectionError
 
 PEOPLE = ("19061801", "19061802", "19061803")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kface_helpers import scan_tree
 from PIL import Image
 
 from kbaselines.kface.reader import (
@@ -17,7 +18,6 @@ from kbaselines.kface.reader import (
     parse_box_file,
     parse_name,
     resolve_tree,
-    scan_tree,
     select,
 )
 

@@ -188,3 +188,9 @@ def test_images_of_another_size_are_refused_with_a_message() -> None:
     model = lightcnn9(input_size=32)
     with pytest.raises(ValueError, match="input_size=32"):
         model(torch.rand(1, 1, 64, 64))
+
+
+def test_input_size_is_a_square_pair_as_the_data_gives_it() -> None:
+    assert lightcnn9(input_size=[32, 32]).input_size == 32
+    with pytest.raises(ValueError, match="square"):
+        lightcnn9(input_size=[32, 48])

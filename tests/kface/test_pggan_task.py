@@ -1,16 +1,24 @@
-"""The PGGAN task: phase schedule, gradient penalty, EMA decay, real-image blending, resume."""
+"""The PGGAN task: phase schedule, gradient penalty, EMA decay, real-image blending, optimizers,
+resume."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
+import hydra
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from kbaselines.core.config import compose_config
+from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.kface.generation import GenerationTask, PhaseSchedule, ema_beta, gradient_penalty
 from kbaselines.kface.pggan import pggan
+
+#: The paper's optimizer (Karras et al. 2018, appendix A.1), as model/pggan.yaml must give it.
+PAPER_ADAM = partial(torch.optim.Adam, lr=0.001, betas=(0.0, 0.99), eps=1e-8)
 
 
 def test_schedule_counts_phases_in_images_with_linear_alpha() -> None:
@@ -69,7 +77,7 @@ def _task(**kwargs) -> GenerationTask:
     torch.manual_seed(0)
     net = pggan(resolution=8, latent_size=16, fmap_max=16)
     settings = {"fade_kimg": 0.064, "stab_kimg": 0.064, "metric_images": 16, "grid_size": 2}
-    return GenerationTask(net, resolution=8, **{**settings, **kwargs})
+    return GenerationTask(net, PAPER_ADAM, resolution=8, **{**settings, **kwargs})
 
 
 def test_real_images_are_pooled_and_blended_like_the_fade_in() -> None:
@@ -85,7 +93,22 @@ def test_real_images_are_pooled_and_blended_like_the_fade_in() -> None:
 
 def test_net_and_resolution_must_agree() -> None:
     with pytest.raises(ValueError, match=r"model\.resolution"):
-        GenerationTask(pggan(resolution=8, latent_size=16, fmap_max=16), resolution=16)
+        GenerationTask(pggan(resolution=8, latent_size=16, fmap_max=16), PAPER_ADAM, resolution=16)
+
+
+def test_config_gives_g_and_d_the_paper_adam(tmp_path) -> None:
+    cfg = compose_config(
+        ["+experiment=kface_pggan", "model.resolution=8", f"paths.data_dir={tmp_path}"]
+    )
+    task = hydra.utils.instantiate(cfg.model)
+    expected = PAPER_ADAM([torch.nn.Parameter(torch.zeros(1))]).defaults
+    built = task.configure_optimizers()
+    parts = [task.net.generator, task.net.discriminator]
+    assert len(built) == len(parts)
+    for optimizer, part in zip(built, parts, strict=True):
+        assert type(optimizer) is torch.optim.Adam and optimizer.defaults == expected
+        (group,) = optimizer.param_groups
+        assert list(map(id, group["params"])) == list(map(id, part.parameters()))
 
 
 class _Faces(Dataset):
@@ -100,16 +123,20 @@ class _Faces(Dataset):
         return {"image": self.images[index]}
 
 
-class _Data(pl.LightningDataModule):
+class _Data(FoldDataModule):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(
+            root=None,
+            batch_size=8,
+            eval_batch_size=None,
+            num_workers=0,
+            pin_memory=False,
+            persistent_workers=False,
+            seed=0,
+            split={"train": [f"{i}" for i in range(64)], "test": [f"{i}" for i in range(64, 80)]},
+            synthetic=None,
+        )
         self.datasets = {"train": _Faces(), "test": _Faces(16)}
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["train"], batch_size=8, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["test"], batch_size=8)
 
 
 def _trainer(folder, **kwargs) -> pl.Trainer:

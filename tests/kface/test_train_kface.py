@@ -20,7 +20,7 @@ QUICK = [
     "trainer=cpu",
     "model/optimizer=adam",
     "~model/scheduler",
-    "data.input_size=32",
+    "data.input_size=[32,32]",
     "data.batch_size=64",
     "cv.num_folds=2",
     "callbacks.progress_bar=null",

@@ -84,7 +84,7 @@ def test_stage_switch_and_batches(datamodule: MammoDataModule, tmp_path: Path) -
     assert views["image"].shape == (4, 1, 64, 52) and "part" in views
     test = next(iter(datamodule.test_dataloader()))
     assert test["part"].tolist() == [0, 0, 0, 0]  # validation views come first
-    items = datamodule.eval_items("test")
+    items = datamodule.eval_records("test")
     assert [it.part for it in items].count(0) == 12 and len(items) == 12 + 4 * 3
 
 

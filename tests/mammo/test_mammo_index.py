@@ -107,11 +107,11 @@ def test_training_stops_or_skips_and_lists(tmp_path: Path) -> None:
     module = MammoDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), cache_size=(32, 24))
     with pytest.raises(
         MammoDataError,
-        match=r"(?s)1 problems:\n  contours/3\.json \[case 3 view lcc lesion l1\]: mixed signs.*skip_bad_cases=true",
+        match=r"(?s)1 problems:\n  contours/3\.json \[case 3 view lcc lesion l1\]: mixed signs.*skip_broken=true",
     ):
         module.sample_table()
     module = MammoDataModule(
-        root=str(root), cache_dir=str(tmp_path / "cache"), cache_size=(32, 24), skip_bad_cases=True
+        root=str(root), cache_dir=str(tmp_path / "cache"), cache_size=(32, 24), skip_broken=True
     )
     table = module.sample_table()
     assert table.ids == ["2", "4"] and table.labels == ["normal", "normal"]
@@ -146,7 +146,7 @@ def test_undecodable_pixels_are_a_case_problem(tmp_path: Path) -> None:
     assert "export it again" in report.problems[0].reason
     with pytest.raises(MammoDataError, match=r"images/2/3\.dcm"):
         MammoDataModule(**settings).sample_table()  # a fresh instance reads the recorded failure
-    assert MammoDataModule(**settings, skip_bad_cases=True).sample_table().ids == ["1"]
+    assert MammoDataModule(**settings, skip_broken=True).sample_table().ids == ["1"]
 
 
 def test_headers_are_kept_between_starts_and_read_again_when_a_file_changes(

@@ -112,7 +112,7 @@ def test_score_script_rescores_predictions(
     prediction = run / "fold_0" / "predictions_test.csv"
     result = run_entry_point(
         "scripts/score.py",
-        "task=mammo",
+        "family=mammo",
         f"gt={data_root}/metadata.csv",
         f"pred={prediction}",
         f"pred2={run / 'fold_1' / 'predictions_test.csv'}",
@@ -132,7 +132,7 @@ def test_score_script_rescores_predictions(
         )
     result = run_entry_point(
         "scripts/score.py",
-        "task=mammo",
+        "family=mammo",
         f"gt={data_root}/metadata.csv",
         f"pred={prediction}",
         f"pred2={other}",

@@ -108,6 +108,7 @@ def _test_metrics(module: PoseDataModule) -> tuple[dict[str, float], PoseTask]:
     task = PoseTask(
         SimpleBaseline("resnet18", deconv_channels=(32, 32, 32), pretrained=False),
         optimizer=lambda params: torch.optim.Adam(params),
+        info=module.info,
     )
     trainer = pl.Trainer(
         accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
@@ -126,7 +127,7 @@ def _ground_truth_as_detections(module: PoseDataModule, folder: Path) -> Path:
                 "bbox": [p.bbox[0], p.bbox[1], p.bbox[2] - p.bbox[0], p.bbox[3] - p.bbox[1]],
                 "score": 1.0,
             }
-            for p, _ in module.eval_samples("test")
+            for p, _ in module.eval_records("test")
         ],
     )
 
@@ -144,13 +145,13 @@ def test_ground_truth_boxes_as_detections_score_as_the_ground_truth(
         assert metrics[name] == pytest.approx(truth[name], abs=1e-6), name
     # the predictions carry their person's person_no, so that score.py pairs them as the run did
     numbers = {(r["img_no"], r["person_no"]) for r in task.test_predictions}
-    assert numbers == {(p.img_no, p.person_no) for p, _ in module.eval_samples("test")}
+    assert numbers == {(p.img_no, p.person_no) for p, _ in module.eval_records("test")}
 
 
 def test_the_simulated_detector_misses_people_and_adds_false_alarms(pose_root: Path) -> None:
     module = _datamodule(pose_root, detections="detections.json")
     people = module.ground_truth("test")
-    detections = module.eval_samples("test")
+    detections = module.eval_records("test")
     metrics, task = _test_metrics(module)
     assert 0.9 <= metrics["test/matched_people"] < 1.0
     unmatched = [r for r in task.test_predictions if r["person_no"] >= DETECTION_NUMBERS]
@@ -167,7 +168,7 @@ def test_broken_detections_stop_or_are_skipped(pose_root: Path, tmp_path: Path) 
     with pytest.raises(PoseFormatError, match=r"detection \d+ \(image_id 1000000000\)"):
         _datamodule(pose_root, detections=str(path))
     skipped = _datamodule(pose_root, detections=str(path), skip_broken=True)
-    assert len(skipped.eval_samples("test")) == len(records) - 1
+    assert len(skipped.eval_records("test")) == len(records) - 1
     report = PoseDataModule(root=str(pose_root), detections=str(path)).check()
     assert report.counts["detections"]["boxes"] == len(records) - 1
     assert any("image_id 1000000000" in str(p) for p in report.problems)

@@ -19,7 +19,7 @@ from kbaselines.core.config import PROJECT_ROOT
 from kbaselines.pose.datamodule import PoseDataModule
 from kbaselines.pose.joints import JOINTS
 from kbaselines.pose.scoring import score_files
-from kbaselines.pose.transforms import decode_heatmaps, from_heatmap, transform_points
+from kbaselines.pose.transforms import transform_points
 
 
 def mpii_to_pose(mpii: Path, root: Path) -> Path:
@@ -89,8 +89,8 @@ def test_real_photos_crop_and_map_back(mpii_root: Path) -> None:
     dataset = datamodule.datasets["test"]
     for k, (person, _) in enumerate(dataset.samples):
         item = dataset[k]
-        cells, _ = decode_heatmaps(item["target"].numpy())
-        back = transform_points(from_heatmap(cells, 4), item["inverse"].numpy())
+        crop, _ = datamodule.codec.decode(item["target"].numpy())
+        back = transform_points(crop, item["inverse"].numpy())
         weight = item["weight"].numpy() > 0
         assert weight.sum() >= 10
         # decoding is exact to a quarter cell: 4 crop px per cell, crop px -> image px
@@ -110,7 +110,7 @@ def test_score_script_prints_the_scores(mpii_root: Path) -> None:
         [
             sys.executable,
             str(PROJECT_ROOT / "scripts" / "score.py"),
-            "task=pose",
+            "family=pose",
             f"gt={gt}",
             f"pred={pred}",
         ],

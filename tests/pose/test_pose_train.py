@@ -75,7 +75,10 @@ def test_the_trained_net_on_detected_boxes(pose_run: Path) -> None:
         config["data"], split={"test": test_ids}, detections="detections.json"
     )
     ckpt = pose_run / "fold_0" / "checkpoints" / "best.ckpt"
-    task = hydra.utils.instantiate(config["model"], net=checkpoint_net_sizes(ckpt))
+    # info after instantiate: hydra would turn the PoseInfo dataclass into a config
+    task = hydra.utils.instantiate(config["model"], net=checkpoint_net_sizes(ckpt), _partial_=True)(
+        info=module.info
+    )
     task.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     metrics = trainer.test(task, datamodule=module, verbose=False)[0]

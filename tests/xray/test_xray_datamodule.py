@@ -78,6 +78,37 @@ def test_augmentation_carries_boxes_and_is_seeded(xray_root: Path) -> None:
     assert test["scale"].tolist() == [[1.0, 1.0]] * 4
 
 
+def test_info_names_the_labels_and_eval_records_follow_the_dataset(xray_root: Path) -> None:
+    module = _module(xray_root)
+    # the annotations' sorted names, known before setup() once they are read
+    assert module.info.class_names == ("Battery", "Gun", "Knife", "Scissors", "USB")
+    assert module.info.num_classes == 5
+    ids = module.sample_table().ids
+    split = {"train": ids[:8], "val": ids[8:12], "test": ids[20:16:-1]}
+    module = _module(xray_root, split=split)
+    module.setup("fit")
+    names = module.info.class_names
+    for stage in ("val", "test"):
+        records = module.eval_records(stage)
+        assert [r.path for r in records] == split[stage]
+        for k, record in enumerate(records):
+            labels = module.datasets[stage][k]["target"]["labels"].tolist()
+            assert [names[label - 1] for label in labels] == [o.category for o in record.objects]
+    given = _module(xray_root, categories=["USB", "Knife", "Gun", "Battery", "Scissors"])
+    assert given.info.class_names[0] == "USB"  # the configured order sets the labels
+    given.setup("test")
+    usb = next(i for i, r in enumerate(given.eval_records("test")) if r.categories == ["USB"])
+    assert given.datasets["test"][usb]["target"]["labels"].unique().tolist() == [1]
+
+
+def test_eval_records_of_a_missing_part_is_refused(xray_root: Path) -> None:
+    ids = _module(xray_root).sample_table().ids
+    module = _module(xray_root, split={"train": ids[:8], "val": [], "test": ids[8:10]})
+    module.setup("fit")
+    with pytest.raises(RuntimeError, match="no val set"):
+        module.eval_records("val")
+
+
 def test_class_aware_sampler_draws_rare_categories_more(xray_root: Path) -> None:
     everything = _module(xray_root).images()
     common = [i.path for i in everything if {o.category for o in i.objects} == {"Knife"}]

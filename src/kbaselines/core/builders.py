@@ -57,10 +57,9 @@ def build_task(
         net = dict(net_sizes)
     elif net_cfg is not None and "num_classes" in net_cfg and net_cfg.num_classes is None:
         net = {"num_classes": info.num_classes}
-    kwargs: dict[str, Any] = {"info": info}
-    if net:
-        kwargs["net"] = net
-    task = hydra.utils.instantiate(model_cfg, **kwargs)
+    # ``info`` goes to the built partial, not through Hydra, which would turn it into a config
+    partial = hydra.utils.instantiate(model_cfg, _partial_=True, **({"net": net} if net else {}))
+    task = partial(info=info)
     if not isinstance(task, BaseTask):
         raise TypeError(
             f"model._target_={model_cfg.get('_target_')} builds a {type(task).__name__}, "

@@ -1,4 +1,5 @@
-"""ROC curves as a PNG: one curve per fold (and pooled), FAR on a log axis as face papers show them.
+"""Shared plots: ROC curves as a PNG (one per fold, and pooled; FAR on a log axis as face papers
+show them), and the atomic PNG writer every plot of the framework uses.
 
 Drawn with matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasAgg``), not with
 ``pyplot``: nothing is registered in pyplot's global figure list and the process-wide backend is
@@ -19,13 +20,29 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score, roc_curve
 
-__all__ = ["DPI", "FAR_FLOOR", "FIGSIZE", "plot_roc"]
+__all__ = ["DPI", "FAR_FLOOR", "FIGSIZE", "plot_roc", "save_figure"]
 
 #: left end of the log-scale FAR axis; ROC points below it are drawn at it
 FAR_FLOOR = 1e-4
 #: figure size in inches and resolution: the PNG is 660 x 600 pixels
 FIGSIZE = (5.5, 5.0)
 DPI = 120
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = DPI) -> Path:
+    """Write ``figure`` as a PNG through a temporary file and a rename (a reader never sees half
+    a picture), on its own Agg canvas (pyplot's state is left alone)."""
+    path = Path(path)
+    FigureCanvasAgg(figure)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
+    os.close(handle)
+    try:
+        figure.savefig(tmp, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
 
 
 def plot_roc(
@@ -82,13 +99,7 @@ def plot_roc(
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(handle)
     try:
-        figure.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
+        return save_figure(figure, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
         figure.clear()
-    return path

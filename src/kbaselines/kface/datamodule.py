@@ -58,7 +58,7 @@ class KFaceDataModule(FoldDataModule):
         cameras: the cameras to use: a list or ``"all"``.
         gallery_camera: the camera of each person's gallery image (with S001/L1/E01); the
             selection must include it.
-        input_size: side of the square network input.
+        input_size: ``[height, width]`` of the network input (LightCNN and PGGAN take squares).
         in_chans: 1 (grayscale, LightCNN) or 3 (RGB).
         crop_margin: margin around the face box, as a fraction of its size.
         batch_size: the global training batch, divided by the number of processes.
@@ -92,7 +92,7 @@ class KFaceDataModule(FoldDataModule):
         expressions: FacetFilter = ("E01",),
         cameras: FacetFilter = ("C7",),
         gallery_camera: str = "C7",
-        input_size: int = 128,
+        input_size: Sequence[int] = (128, 128),
         in_chans: int = 1,
         crop_margin: float = 0.1,
         batch_size: int = 64,
@@ -129,7 +129,9 @@ class KFaceDataModule(FoldDataModule):
             zip(FILTERS, (sessions, lights, expressions, cameras), strict=True)
         )
         self.gallery_camera = gallery_camera
-        self.input_size = input_size
+        if len(input_size) != 2 or min(int(v) for v in input_size) < 1:
+            raise ValueError(f"data.input_size={list(input_size)} must be [height, width]")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
         self.in_chans = in_chans
         self.crop_margin = crop_margin
         self.cache_dir = cache_dir

@@ -17,8 +17,8 @@ import albumentations as A
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.kface.reader import KFaceRecord
 
 __all__ = ["KFaceDataset", "crop_face", "make_transform"]
@@ -55,25 +55,27 @@ def crop_face(
     return image.crop((left, top, right, bottom))
 
 
-def make_transform(input_size: int, train: bool, seed: int) -> A.Compose:
+def make_transform(input_size: tuple[int, int], train: bool, seed: int) -> A.Compose:
     """The albumentations pipeline: resize to 1.125 x ``input_size``, then a random or centre crop.
 
     Args:
-        input_size: side of the square output.
+        input_size: ``(height, width)`` of the output.
         train: random crop and horizontal flip (else the centre crop).
         seed: the pipeline's own seed (albumentations does not follow the global seeds).
     """
-    resized = round(input_size * RESIZE_FACTOR)
-    steps: list[A.BasicTransform] = [A.Resize(resized, resized)]
+    height, width = input_size
+    steps: list[A.BasicTransform] = [
+        A.Resize(round(height * RESIZE_FACTOR), round(width * RESIZE_FACTOR))
+    ]
     if train:
-        steps += [A.RandomCrop(input_size, input_size), A.HorizontalFlip(p=0.5)]
+        steps += [A.RandomCrop(height, width), A.HorizontalFlip(p=0.5)]
     else:
-        steps += [A.CenterCrop(input_size, input_size)]
+        steps += [A.CenterCrop(height, width)]
     return A.Compose(steps, seed=seed)
 
 
-class KFaceDataset(Dataset):
-    """Face images as ``{"image": FloatTensor[C, S, S] in [0, 1], "label": int, "index": int}``.
+class KFaceDataset(SeededDataset):
+    """Face images as ``{"image": FloatTensor[C, H, W] in [0, 1], "label": int, "index": int}``.
 
     Evaluation sets also carry ``"gallery": bool``: whether the image is its person's reference
     image for identification. ``"index"`` is the position in the dataset, so that evaluation can
@@ -83,7 +85,7 @@ class KFaceDataset(Dataset):
         tree: the folder the record paths are relative to.
         records: the images, in a fixed order.
         labels: the class index of each record.
-        input_size: side of the square output ``S``.
+        input_size: ``(height, width)`` of the output ``H, W``.
         in_chans: 1 for grayscale (LightCNN), 3 for RGB.
         crop_margin: margin around the face box, as a fraction of its size.
         train: random crop and flip (else the centre crop).
@@ -96,7 +98,7 @@ class KFaceDataset(Dataset):
         tree: str | Path,
         records: Sequence[KFaceRecord],
         labels: Sequence[int],
-        input_size: int = 128,
+        input_size: tuple[int, int] = (128, 128),
         in_chans: int = 1,
         crop_margin: float = 0.1,
         train: bool = False,
@@ -105,8 +107,8 @@ class KFaceDataset(Dataset):
     ) -> None:
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
-        if input_size < 1:
-            raise ValueError(f"input_size must be positive, got {input_size}")
+        if len(input_size) != 2 or min(input_size) < 1:
+            raise ValueError(f"input_size must be a positive (height, width), got {input_size}")
         if crop_margin < 0:
             raise ValueError(f"crop_margin must be >= 0 (a fraction of the box), got {crop_margin}")
         if len(labels) != len(records):
@@ -120,7 +122,7 @@ class KFaceDataset(Dataset):
         self.in_chans = in_chans
         self.crop_margin = crop_margin
         self.train = train
-        self.transform = make_transform(input_size, train, seed)
+        self.transform = make_transform((int(input_size[0]), int(input_size[1])), train, seed)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -1,11 +1,13 @@
 """Face generation: train a progressively growing GAN (PGGAN) and score it against held-out faces.
 
 Training (manual optimisation, one critic and one generator step per minibatch) follows the paper:
-WGAN-GP with lambda 10 and drift 0.001 * D(real)^2, Adam lr 0.001 betas (0, 0.99) whose state is
-reset when a block is added, a phase schedule counted in images (4x4 stabilises, then each doubling
-fades in with alpha rising linearly over ``fade_kimg`` thousand images and stabilises for
-``stab_kimg``), a minibatch size per resolution, mirror augmentation, and an exponential moving
-average of G set as a half-life in images with a ramp-up (the EMA makes samples and metrics).
+WGAN-GP with lambda 10 and drift 0.001 * D(real)^2, one optimizer for G and one for D from the
+``model/optimizer`` factory (the paper's Adam lr 0.001 betas (0, 0.99), set in ``model/pggan.yaml``)
+whose states are reset when a block is added, a phase schedule counted in images (4x4 stabilises,
+then each doubling fades in with alpha rising linearly over ``fade_kimg`` thousand images and
+stabilises for ``stab_kimg``), a minibatch size per resolution, mirror augmentation, and an
+exponential moving average of G set as a half-life in images with a ramp-up (the EMA makes samples
+and metrics).
 
 The DataModule gives faces at the final resolution in [0, 1]; the task maps them to [-1, 1] and
 average-pools them to the phase's resolution, blending the real images like the fade-in.
@@ -26,12 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.io import write_json_atomic
+from kbaselines.core.optimization import OptimizerFactory
+from kbaselines.core.task import BaseTask
 from kbaselines.kface.gan_metrics import MIN_LEVEL_SIZE, fid, ms_ssim_diversity, swd
 from kbaselines.kface.pggan import PGGAN
 from kbaselines.kface.sample_grids import plot_phase_metrics, save_grid
@@ -139,20 +143,19 @@ def ema_beta(batch: int, images_seen: int, half_life_kimg: float, rampup: float 
     return 0.5 ** (batch / max(half_life, 1e-8))
 
 
-class GenerationTask(pl.LightningModule):
+class GenerationTask(BaseTask):
     """PGGAN training with manual optimisation; SWD, MS-SSIM (and FID) at test.
 
     Args:
         net: a :class:`~kbaselines.kface.pggan.PGGAN`.
+        optimizer: a partial optimizer (``_partial_: true`` in the config), called once with G's
+            parameters and once with D's: the two networks step in turn, each with its own state.
         resolution: the final resolution; must be the net's (one setting for data and model).
         fade_kimg: thousands of images per fade-in phase (paper 800).
         stab_kimg: thousands of images per stabilisation phase (paper 800).
         final_kimg: thousands of images of the last stabilisation (default ``stab_kimg``).
         minibatch: batch size per resolution (``{256: 14, 512: 6, 1024: 3}``); resolutions not
             listed use the data batch. Each data batch is cut into chunks of this size.
-        lr: Adam learning rate (paper 0.001).
-        betas: Adam betas (paper (0.0, 0.99)).
-        eps: Adam epsilon (paper 1e-8).
         gp_lambda: gradient penalty weight (paper 10).
         drift: weight of the drift term D(real)^2 (paper 0.001).
         ema_half_life_kimg: half-life of the generator's moving average, in thousands of images.
@@ -162,19 +165,20 @@ class GenerationTask(pl.LightningModule):
         grid_size: samples per side of the grids.
         seed: seed of the grid's fixed latents and of the metric latents and patches.
         fid_weights: Inception weights file for FID (never downloaded); null skips FID.
+        info: the data's facts (unused: a generator needs no class names).
     """
+
+    net: PGGAN
 
     def __init__(
         self,
         net: PGGAN,
+        optimizer: OptimizerFactory,
         resolution: int = 128,
         fade_kimg: float = 800.0,
         stab_kimg: float = 800.0,
         final_kimg: float | None = None,
         minibatch: dict[int, int] | None = None,
-        lr: float = 0.001,
-        betas: tuple[float, float] = (0.0, 0.99),
-        eps: float = 1e-8,
         gp_lambda: float = 10.0,
         drift: float = 0.001,
         ema_half_life_kimg: float = 10.0,
@@ -184,16 +188,15 @@ class GenerationTask(pl.LightningModule):
         grid_size: int = 8,
         seed: int = 0,
         fid_weights: str | None = None,
+        info: DataInfo | None = None,
     ) -> None:
-        super().__init__()
         if net.resolution != resolution:
             raise ValueError(
                 f"model.resolution={resolution} but the net is built for {net.resolution}: "
                 "set model.resolution only (the net and data.input_size follow it)"
             )
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        super().__init__(net, optimizer, info=info)
         self.automatic_optimization = False
-        self.net = net
         self.ema = copy.deepcopy(net.generator).requires_grad_(False).eval()
         self.schedule = PhaseSchedule(net.num_levels, fade_kimg, stab_kimg, final_kimg)
         self.minibatch = {int(k): int(v) for k, v in (minibatch or {}).items()}
@@ -366,7 +369,7 @@ class GenerationTask(pl.LightningModule):
         """Real images the phases are scored on (final resolution, [0, 1]), read once: the
         validation part when there is one, else the held-out test part, else training images."""
         if self._reference is None:
-            datasets = self.trainer.datamodule.datasets
+            datasets = self.data.datasets
             name = next(p for p in ("val", "test", "train") if p in datasets)
             dataset = datasets[name]
             count = min(self.hparams.metric_images, len(dataset))
@@ -426,22 +429,23 @@ class GenerationTask(pl.LightningModule):
 
     # -- optimisers and checkpoints ---------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        hp = self.hparams
-        kwargs = {"lr": hp.lr, "betas": tuple(float(b) for b in hp.betas), "eps": hp.eps}
+        """G's optimizer, then D's (the order ``self.optimizers()`` returns them in): one factory,
+        two states, since the networks step in turn on losses of their own."""
         return [
-            torch.optim.Adam(self.net.generator.parameters(), **kwargs),
-            torch.optim.Adam(self.net.discriminator.parameters(), **kwargs),
+            self.optimizer_factory(params=list(part.parameters()))
+            for part in (self.net.generator, self.net.discriminator)
         ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Progress (images seen, phase) and the net's sizes, for resume and ``generate.py``."""
+        """The net's sizes (the base's) and the progress (images seen, phase), for resume and
+        ``generate.py``; the EMA generator is a submodule, saved in the state dict."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint["pggan_progress"] = {
             "images_seen": self.images_seen,
             "phase_index": self.phase_index,
             "phases_done": self.phases_done,
             "phase_rows": list(self.phase_rows),
         }
-        checkpoint["net_sizes"] = self.net_sizes()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         progress = checkpoint["pggan_progress"]

@@ -310,6 +310,18 @@ def _check_args(
         )
 
 
+def _square_side(input_size: int | Sequence[int]) -> int:
+    """The side of a square input given as ``S`` or ``[S, S]`` (``data.input_size`` is a pair)."""
+    if isinstance(input_size, int):
+        return input_size
+    sides = [int(v) for v in input_size]
+    if len(sides) != 2 or sides[0] != sides[1]:
+        raise ValueError(
+            f"input_size={sides}: LightCNN takes square faces, [S, S] (the authors use 128)"
+        )
+    return sides[0]
+
+
 class LightCNN(nn.Module):
     """A LightCNN: MFM convolutions, a 256-d embedding layer and an optional identity classifier.
 
@@ -320,7 +332,8 @@ class LightCNN(nn.Module):
         num_classes: identities of the classifier ``fc2``; 0 for none, and then ``forward`` returns
             the embedding (as timm's ``reset_classifier(0)``).
         in_chans: input channels (1: grayscale as in the paper; the authors' checkpoints need 1).
-        input_size: side of the square input. The embedding layer's input width follows from it;
+        input_size: side of the square input (``S`` or ``[S, S]``, as ``data.input_size`` gives
+            it). The embedding layer's input width follows from it;
             it must be a multiple of 16 (four 2x2 pools), and LightCNN-4's unpadded convolutions
             need at least 64. The authors' checkpoints need 128.
         embed_dim: size of the embedding (256 in the paper).
@@ -349,7 +362,7 @@ class LightCNN(nn.Module):
         self,
         num_classes: int = 0,
         in_chans: int = 1,
-        input_size: int = 128,
+        input_size: int | Sequence[int] = 128,
         embed_dim: int = 256,
         drop_rate: float = 0.0,
         layout: str = "lightcnn9",
@@ -359,6 +372,7 @@ class LightCNN(nn.Module):
         classifier_bias: bool = True,
     ) -> None:
         super().__init__()
+        input_size = _square_side(input_size)
         _check_args(
             num_classes, in_chans, input_size, embed_dim, drop_rate, layout, layers, pool_type
         )

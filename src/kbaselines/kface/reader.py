@@ -42,7 +42,6 @@ __all__ = [
     "parse_box_file",
     "parse_name",
     "resolve_tree",
-    "scan_tree",
     "select",
     "select_indices",
 ]
@@ -331,22 +330,6 @@ def iter_tree(
         progress: an optional progress bar (tqdm), advanced by the number of images found.
     """
     yield from _walk(str(tree), "", (), None, progress)
-
-
-def scan_tree(
-    tree: str | Path, progress: _Progress | None = None
-) -> tuple[list[KFaceRecord], list[Problem]]:
-    """Every image record of the tree (sorted by path) and the problems found.
-
-    Args:
-        tree: the resolved tree (see :func:`resolve_tree`).
-        progress: an optional progress bar (tqdm), advanced by the number of images found.
-    """
-    records: list[KFaceRecord] = []
-    problems: list[Problem] = []
-    for item in iter_tree(tree, progress):
-        (records if isinstance(item, KFaceRecord) else problems).append(item)
-    return records, problems
 
 
 def facet_sort_key(value: str) -> tuple[str, int, str]:

@@ -11,14 +11,14 @@ its own background, white balance, placement jitter and noise.
 
 Identity is spread over many cues so that a network must learn it, and raw pixels do not give it
 away: on unseen people, raw-pixel verification is near chance (ROC AUC about 0.58) while a small
-CNN trained on other people reaches about 0.95 in a few seconds (``tests/test_kface_synthetic.py``).
+CNN trained on other people reaches about 0.95 in a few seconds (``tests/kface/test_kface_synthetic.py``).
 
-    python -m kbaselines.kface.synthetic --root data/kface_synthetic --num-people 100
+    python scripts/check_dataset.py data=kface_synthetic data.root=data/kface_synthetic \
+        data.synthetic.num_people=100      # generates the tree (once), then checks it
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import math
@@ -463,40 +463,3 @@ def ensure_synthetic_kface(root: str | Path, **arguments: Any) -> Path:
     wanted = _arguments(**arguments)
     marker = {"generator_version": GENERATOR_VERSION, **wanted}
     return generated.ensure_generated(root, MARKER, marker, lambda: generate_kface(root, **wanted))
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m kbaselines.kface.synthetic --root DIR [--num-people N ...]``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    defaults = _arguments()
-    parser.add_argument("--root", type=Path, required=True, help="where the tree goes")
-    parser.add_argument("--num-people", type=int, default=defaults["num_people"])
-    for name in ("sessions", "lights", "expressions", "cameras"):
-        parser.add_argument(f"--{name}", nargs="+", default=defaults[name], metavar="VALUE")
-    parser.add_argument("--image-size", type=int, default=defaults["image_size"])
-    parser.add_argument("--seed", type=int, default=defaults["seed"])
-    parser.add_argument("--no-boxes", action="store_true", help="write no face box files")
-    parser.add_argument(
-        "--force", action="store_true", help="generate even when the tree is already there"
-    )
-    args = parser.parse_args(argv)
-    arguments = {
-        "num_people": args.num_people,
-        "sessions": args.sessions,
-        "lights": args.lights,
-        "expressions": args.expressions,
-        "cameras": args.cameras,
-        "image_size": args.image_size,
-        "seed": args.seed,
-        "boxes": not args.no_boxes,
-    }
-    make = generate_kface if args.force else ensure_synthetic_kface
-    root = make(args.root, **arguments)
-    print(root)
-    return root
-
-
-if __name__ == "__main__":
-    main()

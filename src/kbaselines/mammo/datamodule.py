@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.core.io import write_text_atomic
 from kbaselines.mammo.cache import ImageCache
+from kbaselines.mammo.contours import LESION_CLASSES
 from kbaselines.mammo.dataset import PatchDataset, PatchItem, ViewDataset, ViewItem
 from kbaselines.mammo.dicom import VIEWS
 from kbaselines.mammo.index import CLASSES, MammoCase, MammoIndex, build_index, count
@@ -71,7 +72,7 @@ class MammoDataModule(FoldDataModule):
         group_key: ``patient`` (default; all cases of a patient in one fold) or ``case``.
         stratify_key: ``grp`` (the class) or None.
         domain_key: ``device`` or None, for ``leave_one_group_out``.
-        skip_bad_cases: leave out cases with problems (listed in ``skipped_cases.csv`` of the
+        skip_broken: leave out cases with problems (listed in ``skipped_cases.csv`` of the
             fold's folder and in the log) instead of stopping.
     """
 
@@ -100,7 +101,7 @@ class MammoDataModule(FoldDataModule):
         group_key: str = "patient",
         stratify_key: str | None = "grp",
         domain_key: str | None = None,
-        skip_bad_cases: bool = False,
+        skip_broken: bool = False,
     ) -> None:
         super().__init__(
             root=root,
@@ -128,7 +129,7 @@ class MammoDataModule(FoldDataModule):
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.domain_key = domain_key
-        self.skip_bad_cases = skip_bad_cases
+        self.skip_broken = skip_broken
         self._index: MammoIndex | None = None
         self._cache: ImageCache | None = None
         self._failures_checked = False
@@ -170,11 +171,11 @@ class MammoDataModule(FoldDataModule):
         """The usable cases, sorted by id.
 
         Raises:
-            MammoDataError: cases have problems and ``skip_bad_cases`` is false (each listed).
+            MammoDataError: cases have problems and ``skip_broken`` is false (each listed).
         """
         index = self.index
         self._record_decoding_failures(index)
-        if index.problems and not self.skip_bad_cases:
+        if index.problems and not self.skip_broken:
             listing = "\n  ".join(str(p) for p in index.problems[:20])
             more = (
                 f"\n  ... and {len(index.problems) - 20} more" if len(index.problems) > 20 else ""
@@ -182,11 +183,11 @@ class MammoDataModule(FoldDataModule):
             raise MammoDataError(
                 f"{index.root}: {len(index.problems)} problems:\n  {listing}{more}\nFix them "
                 f"(python scripts/check_dataset.py data=mammo data.root={self.root} lists all), or "
-                "set data.skip_bad_cases=true to leave those cases out"
+                "set data.skip_broken=true to leave those cases out"
             )
         if index.bad_cases:
             log.warning(
-                "%d cases skipped (data.skip_bad_cases=true): %s",
+                "%d cases skipped (data.skip_broken=true): %s",
                 len(index.bad_cases),
                 ", ".join(sorted(index.bad_cases)),
             )
@@ -238,6 +239,12 @@ class MammoDataModule(FoldDataModule):
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
+    @property
+    def info(self) -> DataInfo:
+        """The net's two maps, cancer then benign (pooled logit ``k`` is ``class_names[k]``);
+        fixed by the task, so known before :meth:`setup`."""
+        return DataInfo(class_names=LESION_CLASSES)
+
     def _view_items(self, cases: list[MammoCase], part: int = 1) -> list[ViewItem]:
         root = Path(self.index.root)
         return [
@@ -280,7 +287,7 @@ class MammoDataModule(FoldDataModule):
             return
         by_id = {c.case_id: c for c in self.cases()}
         chosen = self.fold_parts(
-            dict(sorted(by_id.items())), "cases", "root, skip_bad_cases", MammoDataError
+            dict(sorted(by_id.items())), "cases", "root, skip_broken", MammoDataError
         )
         train = chosen.get("train", [])
         if train:
@@ -297,7 +304,7 @@ class MammoDataModule(FoldDataModule):
         if test:
             self.datasets["test"] = ViewDataset(self.cache, val + test, self.image_size)
 
-    def eval_items(self, stage: str) -> list[ViewItem]:
+    def eval_records(self, stage: str) -> list[ViewItem]:
         """The views of the ``val`` or ``test`` loader in order (``test`` holds val views first)."""
         if stage not in self.datasets:
             raise RuntimeError(
@@ -309,14 +316,12 @@ class MammoDataModule(FoldDataModule):
     def loader_seed(self) -> int:
         """A new seed every epoch: the train loader is rebuilt each epoch (the stage switch), and
         a fixed seed would draw the same order every time."""
-        trainer = getattr(self, "trainer", None)
-        return self.seed + (trainer.current_epoch if trainer is not None else 0)
+        return self.seed + (self.trainer.current_epoch if self.trainer is not None else 0)
 
     @property
     def stage(self) -> int:
         """1 (patches) during the first ``stage1_epochs`` epochs, then 2 (whole views)."""
-        trainer = getattr(self, "trainer", None)
-        epoch = trainer.current_epoch if trainer is not None else 0
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return 1 if epoch < self.stage1_epochs else 2
 
     def train_dataloader(self) -> DataLoader:
@@ -344,7 +349,7 @@ class MammoDataModule(FoldDataModule):
     def _write_skipped(self) -> None:
         """List the skipped cases in the fold's folder (``skipped_cases.csv``)."""
         rows = self.skipped_rows()
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         if not rows or trainer is None or not trainer.is_global_zero:
             return
         lines = ["case_id,reason"] + [
@@ -360,7 +365,7 @@ class MammoDataModule(FoldDataModule):
         index = self.index
         self._record_decoding_failures(index)
         cases = index.cases
-        lesions: dict[str, int] = {cls: 0 for cls in ("cancer", "benign")}
+        lesions: dict[str, int] = {cls: 0 for cls in LESION_CLASSES}
         for case in cases:
             for lesion in case.lesions:
                 lesions[lesion.cls] += 1

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.mammo.cache import ImageCache
 
 __all__ = ["PatchDataset", "PatchItem", "ViewDataset", "ViewItem"]
@@ -78,7 +78,7 @@ def _crop(image: np.ndarray, cy: int, cx: int, size: int) -> np.ndarray:
     return crop
 
 
-class _CachedItems(Dataset):
+class _CachedItems(SeededDataset):
     """Items read from the image cache, with an augmentation stream reseeded per worker."""
 
     def __init__(self, cache: ImageCache, items: list, train: bool, seed: int) -> None:

@@ -1,6 +1,6 @@
 """Score any mammography predictions file with the framework's case-level metrics.
 
-    python scripts/score.py task=mammo gt=<metadata.csv> pred=<predictions.csv> [pred2=<other.csv>]
+    python scripts/score.py family=mammo gt=<metadata.csv> pred=<predictions.csv> [pred2=<other.csv>]
         [threshold=<cancer score>] [operating_point=youden|specificity] [target_specificity=0.8]
         [bootstrap=1000] [seed=0]
 
@@ -144,11 +144,11 @@ def main(options: dict[str, str]) -> int:
                 print(f"  {name}: {value:.4f}")
     except KeyError as error:
         print(
-            f"score.py task=mammo: missing option {error}: gt=<metadata.csv> pred=<predictions.csv>",
+            f"score.py family=mammo: missing option {error}: gt=<metadata.csv> pred=<predictions.csv>",
             file=sys.stderr,
         )
         return 2
     except (OSError, ValueError) as error:
-        print(f"score.py task=mammo: {error}", file=sys.stderr)
+        print(f"score.py family=mammo: {error}", file=sys.stderr)
         return 1
     return 0

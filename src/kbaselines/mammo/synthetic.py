@@ -8,16 +8,15 @@ MONOCHROME2, 12 and 16 bits stored, uncompressed and RLE, a window, tags in the 
 (Image Laterality or Laterality, View Position or the View Code Sequence or only the Series
 Description), file names that say nothing (``1-3.dcm``), and contour y stored negated or not.
 
-    python -m kbaselines.mammo.synthetic --root data/mammo_synthetic --num-cases 96
+    python scripts/check_dataset.py data=mammo_synthetic data.root=data/mammo_synthetic \
+        data.synthetic.num_cases=96        # generates the tree (once), then checks it
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -327,21 +326,3 @@ def ensure_synthetic_mammo(root: str | Path, **arguments: Any) -> Path:
     wanted = generated.generator_arguments(generate_mammo, arguments)
     marker = {"generator_version": GENERATOR_VERSION, **wanted}
     return generated.ensure_generated(root, MARKER, marker, lambda: generate_mammo(root, **wanted))
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m kbaselines.mammo.synthetic --root DIR [--num-cases N]``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--num-cases", type=int, default=96)
-    parser.add_argument("--rows", type=int, default=128)
-    parser.add_argument("--columns", type=int, default=104)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    return generate_mammo(args.root, args.num_cases, args.rows, args.columns, args.seed)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,16 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.metrics.classification import case_metrics, operating_point, roc_auc
-from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
+from kbaselines.core.task import BaseTask
+from kbaselines.mammo.datamodule import MammoDataModule
 from kbaselines.mammo.resnet_maps import pool_map
 
-__all__ = ["AGGREGATIONS", "MammographyTask", "aggregate_cases"]
+__all__ = ["AGGREGATIONS", "MammoTask", "aggregate_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def aggregate_cases(
     return result
 
 
-class MammographyTask(pl.LightningModule):
+class MammoTask(BaseTask):
     """Two-map training and case-level evaluation.
 
     Args:
@@ -80,6 +82,7 @@ class MammographyTask(pl.LightningModule):
         stage2_lr_scale: learning rates are multiplied by it while the DataModule serves whole
             views (its ``stage`` is 2): fine-tuning, not training again from the patch weights.
         seed: seed of the bootstrap.
+        info: the data's facts (the two maps, cancer and benign, as class names).
     """
 
     def __init__(
@@ -97,17 +100,12 @@ class MammographyTask(pl.LightningModule):
         num_overlay_cases: int = 8,
         stage2_lr_scale: float = 0.1,
         seed: int = 0,
+        info: DataInfo | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        super().__init__(net, optimizer, scheduler, info=info)
         for how in (view_aggregation, case_aggregation):
             if how not in AGGREGATIONS:
                 raise ValueError(f"aggregation {how!r}: one of {', '.join(AGGREGATIONS)}")
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self._outputs: list[dict[str, torch.Tensor]] = []
-        self.test_predictions: list[dict[str, Any]] = []
         self._test_maps: dict[int, np.ndarray] = {}
         self.threshold: float | None = None
         self._stage2_started = False
@@ -120,9 +118,21 @@ class MammographyTask(pl.LightningModule):
             self.net.top_k,
         )
 
+    @property
+    def mammo_data(self) -> MammoDataModule:
+        """The trainer's DataModule, which must be a :class:`MammoDataModule`: the task follows
+        its training stage and reads its views and image cache."""
+        data = self.data
+        if not isinstance(data, MammoDataModule):
+            raise TypeError(
+                f"{type(self).__name__} needs a MammoDataModule (data=mammo), "
+                f"not a {type(data).__name__}"
+            )
+        return data
+
     def on_train_epoch_start(self) -> None:
         """Scale the learning rates when stage 2 (whole views) starts."""
-        if getattr(self.trainer.datamodule, "stage", 1) != 2 or self._stage2_started:
+        if self.mammo_data.stage != 2 or self._stage2_started:
             return
         self._stage2_started = True
         for optimizer in self.trainer.optimizers:
@@ -143,9 +153,7 @@ class MammographyTask(pl.LightningModule):
     def _score_step(self, batch: dict[str, torch.Tensor], keep_maps: bool) -> None:
         maps = self.net.forward_maps(self.net.forward_features(batch["image"]))
         probs = torch.sigmoid(pool_map(maps, self.hparams.image_pooling, self.net.top_k))
-        self._outputs.append(
-            {"probs": probs.float(), "index": batch["index"], "part": batch["part"]}
-        )
+        self.collect({"probs": probs.float(), "index": batch["index"], "part": batch["part"]})
         if keep_maps:
             for i, index in enumerate(batch["index"].tolist()):
                 self._test_maps[index] = torch.sigmoid(maps[i]).float().cpu().numpy()
@@ -156,20 +164,10 @@ class MammographyTask(pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._score_step(batch, keep_maps=True)
 
-    def _gathered(self) -> dict[str, np.ndarray]:
-        outputs = {k: torch.cat([o[k] for o in self._outputs]) for k in self._outputs[0]}
-        self._outputs.clear()
-        if self.trainer.world_size > 1:
-            gathered = self.all_gather(outputs)
-            outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
-        index = outputs["index"].cpu().numpy()
-        _, first = np.unique(index, return_index=True)
-        return {k: v.cpu().numpy()[first] for k, v in outputs.items()}
-
     def _case_table(self, stage: str) -> list[dict[str, Any]]:
         """One row per case: ids, labels, cancer and benign scores, and the part (0 val, 1 test)."""
-        outputs = self._gathered()
-        items = self.trainer.datamodule.eval_items(stage)
+        outputs = self.gathered()
+        items = self.mammo_data.eval_records(stage)
         chosen = [items[i] for i in outputs["index"]]
         scores = aggregate_cases(
             [it.case_id for it in chosen],
@@ -198,7 +196,7 @@ class MammographyTask(pl.LightningModule):
         ]
 
     def on_validation_epoch_end(self) -> None:
-        if not self._outputs:
+        if not self.has_outputs():
             return
         rows = self._case_table("val")
         self.log("val/roc_auc", _auc(rows), sync_dist=False)
@@ -216,6 +214,7 @@ class MammographyTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the operating point chosen on this checkpoint's validation cases."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint["operating_point"] = self.threshold
         checkpoint["stage2_started"] = self._stage2_started  # a resumed fit scales once only
 
@@ -224,7 +223,7 @@ class MammographyTask(pl.LightningModule):
         self._stage2_started = bool(checkpoint.get("stage2_started", False))
 
     def on_test_epoch_end(self) -> None:
-        if not self._outputs:
+        if not self.has_outputs():
             raise RuntimeError("no test batches: the test set is empty")
         rows = self._case_table("test")
         val = [r for r in rows if r["part"] == 0]
@@ -261,8 +260,8 @@ class MammographyTask(pl.LightningModule):
         rows = self.test_predictions
         if not rows:
             return
-        datamodule = self.trainer.datamodule
-        items = datamodule.eval_items("test")
+        datamodule = self.mammo_data
+        items = datamodule.eval_records("test")
         shown = {r["case_id"] for r in rows[: self.hparams.num_overlay_cases]}
         for case in sorted(shown):
             views = [(i, it) for i, it in enumerate(items) if it.case_id == case and it.part == 1]
@@ -279,9 +278,6 @@ class MammographyTask(pl.LightningModule):
             )
         subgroup_table(rows, float(self.threshold or 0.5), out_dir / f"subgroups_{stage}")
         self._test_maps.clear()
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)
 
 
 def _auc(rows: list[dict[str, Any]]) -> float:

@@ -6,6 +6,10 @@ by several cameras is in two folds). The 3D poses and ``cameras.json`` ride alon
 multi-view evaluation of the task. With ``detections`` set, the test part is evaluated on the
 crops of a detector's person boxes on the test images instead of the ground-truth boxes (the
 paper's protocol); the ground-truth people stay available for scoring (:meth:`ground_truth`).
+
+Beyond the :class:`~kbaselines.core.data.datamodule.FoldDataModule` contract, the pose task uses
+what this class declares for it: :meth:`uses_detections`, :meth:`ground_truth`, ``cameras``,
+``poses_3d``, :attr:`image_root` and the heatmap ``codec``.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import numpy as np
 from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
 from kbaselines.core.data.samples import SampleTable
+from kbaselines.pose.codec import HeatmapCodec
 from kbaselines.pose.dataset import PoseDataset
 from kbaselines.pose.detections import Detections, read_detections
-from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.info import PoseInfo
+from kbaselines.pose.joints import FLIP_PAIRS, HEAD, JOINTS, NECK, OKS_SIGMAS
 from kbaselines.pose.reader import (
     Camera,
     PoseFormatError,
@@ -35,7 +41,7 @@ from kbaselines.pose.reader import (
 )
 from kbaselines.pose.synthetic import ensure_synthetic_pose
 
-__all__ = ["FACETS", "PoseDataModule"]
+__all__ = ["FACETS", "PoseDataModule", "Sample"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 FACETS = ("recording", "video_no", "action", "camera", "instant")
 _SHOWN = 20
 
+#: One evaluated or annotated person and its image.
 Sample = tuple[PosePerson, PoseImage]
 
 
@@ -138,8 +145,8 @@ class PoseDataModule(FoldDataModule):
         self.annotations_2d = annotations_2d
         self.annotations_3d = annotations_3d
         self.cameras_file = cameras
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.crop = {"stride": stride, "sigma": sigma, "enlarge": enlarge}
+        self.codec = HeatmapCodec((int(input_size[0]), int(input_size[1])), stride, sigma)
+        self.enlarge = enlarge
         self.augmentation = {"rotation": rotation, "scale": scale, "flip": flip}
         self.augment = augment
         self.group_key = group_key
@@ -275,12 +282,19 @@ class PoseDataModule(FoldDataModule):
 
     # -- the fold's datasets ----------------------------------------------------------------------
     @property
-    def num_joints(self) -> int:
-        """Heatmaps the net must produce."""
-        return len(JOINTS)
+    def info(self) -> PoseInfo:
+        """The dataset's joints (pose.md fixes them, so known before :meth:`setup`)."""
+        return PoseInfo(
+            joint_names=JOINTS,
+            sigmas=tuple(OKS_SIGMAS.tolist()),
+            head=HEAD,
+            neck=NECK,
+            flip_pairs=FLIP_PAIRS,
+        )
 
     @property
     def image_root(self) -> Path:
+        """The folder the images' ``img_path`` is relative to."""
         return self.folder / self.image_dir
 
     def setup(self, stage: str | None = None) -> None:
@@ -296,27 +310,29 @@ class PoseDataModule(FoldDataModule):
                 self.datasets[part] = PoseDataset(
                     self.image_root,
                     people,
-                    self.input_size,
+                    self.codec,
+                    enlarge=self.enlarge,
                     train=part == "train" and self.augment,
                     seed=self.seed,
-                    **self.crop,
                     **self.augmentation,
                 )
 
-    def eval_samples(self, part: str) -> list[Sample]:
+    def eval_records(self, stage: str) -> list[Sample]:
         """The ``(person, image)`` pairs of an evaluation part, in loader order: the annotated
         people, or the detected ones where :meth:`uses_detections`."""
-        if part not in self.datasets:
-            raise RuntimeError(f"no {part} set: call setup() first, or the split's {part} is empty")
-        return list(self.datasets[part].samples)
+        if stage not in self.datasets:
+            raise RuntimeError(
+                f"no {stage} set: call setup() first, or the split's {stage} is empty"
+            )
+        return list(self.datasets[stage].samples)
 
-    def uses_detections(self, part: str) -> bool:
+    def uses_detections(self, stage: str) -> bool:
         """Whether the part's crops come from the detections file."""
-        return part in self.truth
+        return stage in self.truth
 
-    def ground_truth(self, part: str) -> list[Sample]:
+    def ground_truth(self, stage: str) -> list[Sample]:
         """The annotated ``(person, image)`` pairs that score an evaluation part."""
-        return list(self.truth[part]) if part in self.truth else self.eval_samples(part)
+        return list(self.truth[stage]) if stage in self.truth else self.eval_records(stage)
 
     # -- detections -------------------------------------------------------------------------------
     def detections(self) -> Detections:

@@ -1,9 +1,9 @@
 """Top-down person crops with Gaussian heatmap targets (the Simple Baseline data pipeline).
 
 Each item is one annotated person: the box enlarged 1.25x at the input's aspect, warped to the
-input size (with random scale, rotation and mirror in training), the joints' heatmaps at stride
-``stride`` and their weights (0 for unlabelled joints). The inverse warp travels with the item so
-that predictions map back to image pixels.
+input size (with random scale, rotation and mirror in training), the joints' heatmaps and their
+weights (0 for unlabelled joints) from the :class:`~kbaselines.pose.codec.HeatmapCodec`. The
+inverse warp travels with the item so that predictions map back to image pixels.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from kbaselines.core.data.loaders import SeededDataset
+from kbaselines.pose.codec import HeatmapCodec
 from kbaselines.pose.joints import flip_permutation
 from kbaselines.pose.reader import PoseImage, PosePerson
 from kbaselines.pose.transforms import (
     box_to_center_size,
     crop_matrix,
-    gaussian_heatmaps,
     invert_affine,
-    to_heatmap,
     transform_points,
     warp,
 )
@@ -33,15 +32,13 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
 
 
-class PoseDataset(Dataset):
+class PoseDataset(SeededDataset):
     """People ``(person, image)`` of a fold's part as network inputs and targets.
 
     Args:
         image_root: the folder ``img_path`` is relative to.
         samples: ``(person, image)`` pairs.
-        input_size: network input ``(height, width)``.
-        stride: input pixels per heatmap cell (4 for three deconvolutions).
-        sigma: Gaussian sigma in heatmap cells.
+        codec: the crop size (the network input) and its heatmaps' geometry.
         enlarge: box enlargement before cropping.
         train: draw the augmentation (else the plain crop).
         rotation: rotation range in degrees (normal with this sigma, clipped at 2 sigma, applied
@@ -55,9 +52,7 @@ class PoseDataset(Dataset):
         self,
         image_root: str | Path,
         samples: list[tuple[PosePerson, PoseImage]],
-        input_size: tuple[int, int] = (256, 192),
-        stride: int = 4,
-        sigma: float = 2.0,
+        codec: HeatmapCodec,
         enlarge: float = 1.25,
         train: bool = False,
         rotation: float = 40.0,
@@ -67,9 +62,7 @@ class PoseDataset(Dataset):
     ) -> None:
         self.image_root = Path(image_root)
         self.samples = samples
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.stride = stride
-        self.sigma = sigma
+        self.codec = codec
         self.enlarge = enlarge
         self.train = train
         self.rotation = rotation
@@ -111,7 +104,7 @@ class PoseDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         person, image = self.samples[index]
         pixels = self.read_image(image)
-        height, width = self.input_size
+        height, width = self.codec.input_size
         center, size = box_to_center_size(person.bbox, width / height, self.enlarge)
         s, r, mirror = self._augmentation()
         matrix = crop_matrix(center, size * s, r, (width, height))
@@ -126,10 +119,7 @@ class PoseDataset(Dataset):
             # the inverse map of a mirrored crop: mirror back, then undo the warp
             mirror_matrix = np.array([[-1.0, 0, width - 1], [0, 1, 0]])
             matrix = np.vstack([mirror_matrix, [0, 0, 1]])[:2] @ np.vstack([matrix, [0, 0, 1]])
-        hm_size = (width // self.stride, height // self.stride)
-        targets, weights = gaussian_heatmaps(
-            to_heatmap(joints, self.stride), (flags > 0).astype(np.float32), hm_size, self.sigma
-        )
+        targets, weights = self.codec.encode(joints, (flags > 0).astype(np.float32))
         tensor = (np.ascontiguousarray(crop, dtype=np.float32) - MEAN) / STD
         return {
             "image": torch.from_numpy(tensor.transpose(2, 0, 1).copy()),

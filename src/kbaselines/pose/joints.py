@@ -88,9 +88,17 @@ OKS_SIGMAS = np.array(
 )
 
 
-def flip_permutation() -> np.ndarray:
-    """Index array ``p`` such that ``joints[p]`` is the joint list of the mirrored person."""
-    perm = np.arange(NUM_JOINTS)
-    for a, b in FLIP_PAIRS:
+def flip_permutation(
+    flip_pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS, num_joints: int = NUM_JOINTS
+) -> np.ndarray:
+    """Index array ``p`` such that ``joints[p]`` is the joint list of the mirrored person.
+
+    Args:
+        flip_pairs: the left/right pairs (the dataset's by default; a task passes its
+            :class:`~kbaselines.pose.info.PoseInfo`'s).
+        num_joints: how many joints a person has.
+    """
+    perm = np.arange(num_joints)
+    for a, b in flip_pairs:
         perm[a], perm[b] = b, a
     return perm

@@ -3,34 +3,37 @@
 PCKh: a joint is correct when within ``0.5 x`` the head segment (ground-truth ``head`` to ``neck``
 distance) of the ground truth; MPII's own 0.6 x head-box diagonal needs a head box these
 annotations lack. A person whose head or neck is unlabelled is left out and counted.
-OKS AP: the COCO evaluation itself (pycocotools), with the box area (width x height) as the
-object area and the per-joint sigmas of :data:`~kbaselines.pose.joints.OKS_SIGMAS`.
+OKS AP: the COCO evaluation itself (:func:`kbaselines.core.metrics.coco.evaluate_coco` with
+pycocotools), with the box area (width x height) as the object area and the dataset's per-joint
+sigmas, given as an argument.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_iou
 
-from kbaselines.pose.joints import HEAD, NECK, OKS_SIGMAS
+from kbaselines.core.metrics.coco import evaluate_coco
 
-__all__ = ["COCO_STATS", "coco_keypoint_eval", "match_detections", "oks", "oks_ap", "pckh"]
-
-#: The names of COCOeval's 10 keypoint stats, in order.
-COCO_STATS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
+__all__ = ["match_detections", "oks_ap", "pckh"]
 
 
-def pckh(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+def pckh(
+    pred: np.ndarray, gt: np.ndarray, *, head: int, neck: int, threshold: float = 0.5
+) -> dict[str, Any]:
     """PCKh of predictions ``[N, J, 2]`` against ground truth ``[N, J, 3]`` (x, y, v).
+
+    Args:
+        pred: predicted joints.
+        gt: ground-truth joints with their visibility flags (0: unlabelled).
+        head: index of the joint at the top of the head segment (the dataset's, given so that
+            the metric knows no joint order of its own).
+        neck: index of the joint at its bottom.
+        threshold: fraction of the head segment within which a joint is correct.
 
     Returns:
         ``per_joint`` ``[J]`` (NaN for a joint never labelled), ``mean`` over every labelled joint
@@ -38,11 +41,11 @@ def pckh(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> dict[str, 
         ``excluded`` (people without a labelled head and neck).
     """
     pred, gt = np.asarray(pred, float), np.asarray(gt, float)
-    has_head = (gt[:, HEAD, 2] > 0) & (gt[:, NECK, 2] > 0)
-    head = np.linalg.norm(gt[:, HEAD, :2] - gt[:, NECK, :2], axis=1)
+    has_head = (gt[:, head, 2] > 0) & (gt[:, neck, 2] > 0)
+    segment = np.linalg.norm(gt[:, head, :2] - gt[:, neck, :2], axis=1)
     scored = (gt[:, :, 2] > 0) & has_head[:, None]
     dist = np.linalg.norm(pred - gt[:, :, :2], axis=2)
-    correct = scored & (dist <= threshold * head[:, None])
+    correct = scored & (dist <= threshold * segment[:, None])
     counts = scored.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_joint = np.where(counts > 0, correct.sum(axis=0) / counts, np.nan)
@@ -89,40 +92,6 @@ def match_detections(
     return matched
 
 
-def oks(pred: np.ndarray, gt: np.ndarray, area: float, sigmas: np.ndarray = OKS_SIGMAS) -> float:
-    """Object keypoint similarity of one prediction ``[J, 2]`` with one person ``[J, 3]``:
-    ``mean over labelled joints of exp(-d^2 / (2 area (2 sigma)^2))`` (COCO's formula)."""
-    labelled = gt[:, 2] > 0
-    if not labelled.any():
-        return 0.0
-    d2 = ((pred[:, :2] - gt[:, :2]) ** 2).sum(axis=1)
-    e = d2 / (2 * (2 * sigmas) ** 2 * (area + np.spacing(1)))
-    return float(np.exp(-e)[labelled].mean())
-
-
-def coco_keypoint_eval(
-    gt: dict[str, Any], detections: list[dict[str, Any]], sigmas: Sequence[float]
-) -> dict[str, float]:
-    """COCO keypoint evaluation of ``detections`` (COCO results) against a COCO ground truth.
-
-    Returns:
-        The 10 stats by :data:`COCO_STATS` name; -1 where COCO has no ground truth for a stat.
-    """
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = copy.deepcopy(gt)
-        coco_gt.createIndex()
-        if not detections:
-            return {name: 0.0 for name in COCO_STATS}
-        coco_dt = coco_gt.loadRes(copy.deepcopy(detections))
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="keypoints")
-        evaluator.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=float)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return {name: float(v) for name, v in zip(COCO_STATS, evaluator.stats, strict=True)}
-
-
 def oks_ap(
     gt_keypoints: np.ndarray,
     gt_boxes: np.ndarray,
@@ -130,11 +99,18 @@ def oks_ap(
     pred_keypoints: np.ndarray,
     pred_scores: np.ndarray,
     pred_image_ids: Sequence[int] | None = None,
-    sigmas: np.ndarray = OKS_SIGMAS,
+    *,
+    sigmas: Sequence[float],
 ) -> dict[str, float]:
     """COCO-style OKS AP of pose.md: people ``[N, J, 3]`` with boxes ``[N, 4]`` (x1 y1 x2 y2, whose
     area is the object area) in ``image_ids``; predictions ``[M, J, 2]`` with scores ``[M]`` in
-    ``pred_image_ids`` (default: the people's, one prediction per person)."""
+    ``pred_image_ids`` (default: the people's, one prediction per person); ``sigmas`` ``[J]`` are
+    the dataset's per-joint OKS sigmas.
+
+    Returns:
+        COCO's 10 keypoint numbers by :data:`~kbaselines.core.metrics.coco.KEYPOINT_STATS` name
+        (pycocotools, the reference); -1 where COCO has no ground truth for a number.
+    """
     gt_keypoints = np.asarray(gt_keypoints, float)
     images = sorted({int(i) for i in image_ids})
     annotations = []
@@ -169,4 +145,4 @@ def oks_ap(
         }
         for kp, score, image in zip(pred_keypoints, pred_scores, pred_image_ids, strict=True)
     ]
-    return coco_keypoint_eval(gt, detections, sigmas)
+    return evaluate_coco(gt, detections, "keypoints", backend="pycocotools", sigmas=sigmas).stats

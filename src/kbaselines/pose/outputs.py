@@ -8,17 +8,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kbaselines.core.io import write_text_atomic
+from kbaselines.core.plots import save_figure
 from kbaselines.pose.joints import JOINTS, SKELETON
 from kbaselines.pose.reader import SUFFIXES_2D
 
@@ -27,22 +25,9 @@ __all__ = ["plot_joint_bars", "plot_skeletons", "predictions_document", "write_p
 DPI = 110
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    FigureCanvasAgg(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def predictions_document(samples: list, joints: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """Predictions ``[N, J, 2]`` as a 2D annotation file of pose.md with a per-person ``score``
-    (visibility 2 everywhere), readable by ``scripts/score.py task=pose``."""
+    (visibility 2 everywhere), readable by ``scripts/score.py family=pose``."""
     images = {image.img_no: image for _, image in samples}
     return {
         "images": [
@@ -93,7 +78,7 @@ def plot_joint_bars(values: dict[str, float], path: Path, title: str, ylabel: st
     ax.set_title(title)
     ax.legend()
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def plot_skeletons(
@@ -126,7 +111,7 @@ def plot_skeletons(
         ax.axis("off")
     figure.suptitle("ground truth (green), prediction (red)", fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def _table(path: Path, rows: list[dict[str, Any]]) -> None:

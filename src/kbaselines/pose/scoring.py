@@ -1,6 +1,6 @@
 """Score pose predictions in the dataset's own 2D format against a 2D annotation file.
 
-    python scripts/score.py task=pose gt=<2D json> pred=<predictions json> [threshold=0.5]
+    python scripts/score.py family=pose gt=<2D json> pred=<predictions json> [threshold=0.5]
 
 The predictions file has the annotation file's layout plus an optional per-person ``score``
 (default 1), as ``predictions_test.json`` of a run. PCKh pairs each ground-truth person with the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kbaselines.pose.joints import JOINTS
+from kbaselines.pose.joints import HEAD, JOINTS, NECK, OKS_SIGMAS
 from kbaselines.pose.metrics import oks_ap, pckh
 from kbaselines.pose.reader import PoseFormatError, read_2d
 
@@ -43,7 +43,7 @@ def score_files(gt: str | Path, pred: str | Path, threshold: float = 0.5) -> dic
             for p in truth.people
         ]
     )
-    pck = pckh(matched, gt_points, threshold)
+    pck = pckh(matched, gt_points, head=HEAD, neck=NECK, threshold=threshold)
     coco = oks_ap(
         gt_points,
         np.array([p.bbox for p in truth.people]),
@@ -51,6 +51,7 @@ def score_files(gt: str | Path, pred: str | Path, threshold: float = 0.5) -> dic
         np.stack([p.keypoints[:, :2] for p in guess.people]),
         np.array([p.score for p in guess.people]),
         [p.img_no for p in guess.people],
+        sigmas=OKS_SIGMAS,
     )
     result = {
         "people": float(len(truth.people)),
@@ -73,7 +74,7 @@ def main(options: dict[str, str]) -> int:
     unknown = sorted(set(options) - {"gt", "pred", "threshold"})
     if "gt" not in options or "pred" not in options or unknown:
         print(
-            f"task=pose needs gt=<2D json> pred=<predictions json> [threshold=0.5]; "
+            f"score.py family=pose needs gt=<2D json> pred=<predictions json> [threshold=0.5]; "
             f"unknown: {unknown}",
             file=sys.stderr,
         )

@@ -12,15 +12,13 @@ from back, so that left and right can be learned. Visibility flags come from the
 format (jittered boxes, a few people missed, a few false alarms at low scores), for evaluating with
 ``data.detections``. A marker file written last makes a half-written tree never look complete.
 
-    python -m kbaselines.pose.synthetic --root data/pose_synthetic
+    python scripts/check_dataset.py data=pose_synthetic data.root=data/pose_synthetic   # generates it
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -527,29 +525,3 @@ def ensure_synthetic_pose(root: str | Path, **arguments: Any) -> Path:
     wanted = generated.generator_arguments(generate_pose, arguments)
     marker = {"generator_version": GENERATOR_VERSION, **wanted}
     return generated.ensure_generated(root, MARKER, marker, lambda: generate_pose(root, **wanted))
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m kbaselines.pose.synthetic --root DIR [--num-recordings N ...]``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--num-recordings", type=int, default=20)
-    parser.add_argument("--frames-per-recording", type=int, default=12)
-    parser.add_argument("--num-cameras", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    root = generate_pose(
-        args.root,
-        num_recordings=args.num_recordings,
-        frames_per_recording=args.frames_per_recording,
-        num_cameras=args.num_cameras,
-        seed=args.seed,
-    )
-    print(root)
-    return root
-
-
-if __name__ == "__main__":
-    main()

@@ -2,10 +2,13 @@
 
 Training: MSE between predicted and Gaussian target heatmaps, weighted by joint visibility (the
 paper's ``JointsMSELoss``). Evaluation: flip test (the mirrored crop's heatmaps mirrored back and
-averaged), argmax with a quarter-cell shift, mapped back to image pixels through the crop's
-inverse warp; then PCKh@0.5 and OKS AP (``kbaselines.pose.metrics``) and, where the part holds
-every camera's view of an instant with calibration and 3D ground truth, DLT triangulation
-weighted by the heatmap peaks and MPJPE / P-MPJPE (``kbaselines.pose.triangulation``).
+averaged), decoded by the DataModule's heatmap codec (argmax with a quarter-cell shift), mapped
+back to image pixels through the crop's inverse warp; then PCKh@0.5 and OKS AP
+(``kbaselines.pose.metrics``) and, where the part holds every camera's view of an instant with
+calibration and 3D ground truth, DLT triangulation weighted by the heatmap peaks and MPJPE /
+P-MPJPE (``kbaselines.pose.triangulation``). The joints (names, OKS sigmas, head segment, flip
+pairs) are the data's :class:`~kbaselines.pose.info.PoseInfo`; what else of the data the task
+uses, it takes from its typed :class:`~kbaselines.pose.datamodule.PoseDataModule`.
 """
 
 from __future__ import annotations
@@ -16,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
-from kbaselines.pose.joints import JOINTS
+from kbaselines.core.data.datamodule import DataInfo
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
+from kbaselines.core.task import BaseTask
+from kbaselines.pose.codec import flip_back
+from kbaselines.pose.datamodule import PoseDataModule, Sample
+from kbaselines.pose.info import PoseInfo
 from kbaselines.pose.metrics import match_detections, oks_ap, pckh
-from kbaselines.pose.transforms import (
-    decode_heatmaps,
-    flip_back,
-    from_heatmap,
-    transform_points,
-)
+from kbaselines.pose.transforms import transform_points
 from kbaselines.pose.triangulation import mpjpe, p_mpjpe, triangulate_pose
 
 __all__ = ["PoseTask", "joints_mse"]
@@ -40,12 +41,12 @@ def joints_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -
 
 
 def _pair(
-    datamodule: Any, stage: str, evaluated: list, scores: np.ndarray
-) -> tuple[list, np.ndarray]:
+    datamodule: PoseDataModule, stage: str, evaluated: list[Sample], scores: np.ndarray
+) -> tuple[list[Sample], np.ndarray]:
     """The annotated people that score ``stage`` and, for each, the index of its prediction
     among ``evaluated`` (-1: none): itself with ground-truth boxes, the detection matched by
     box IoU where the part was evaluated on detections."""
-    if not getattr(datamodule, "uses_detections", lambda _: False)(stage):
+    if not datamodule.uses_detections(stage):
         return evaluated, np.arange(len(evaluated))
     truth = datamodule.ground_truth(stage)
     match = match_detections(
@@ -58,7 +59,7 @@ def _pair(
     return truth, match
 
 
-def _numbered(evaluated: list, truth: list, match: np.ndarray) -> list:
+def _numbered(evaluated: list[Sample], truth: list[Sample], match: np.ndarray) -> list[Sample]:
     """``evaluated`` with each matched detection carrying its person's ``person_no``, so that the
     predictions file scores as the run did (``scripts/score.py`` pairs by ``person_no``)."""
     numbered = list(evaluated)
@@ -68,16 +69,24 @@ def _numbered(evaluated: list, truth: list, match: np.ndarray) -> list:
     return numbered
 
 
-class PoseTask(pl.LightningModule):
+class PoseTask(BaseTask):
     """Heatmap training and 2D/3D pose evaluation of a Simple Baseline net.
 
     Args:
-        net: a model mapping crops ``[B, 3, H, W]`` to heatmaps ``[B, J, H/s, W/s]``.
+        net: a model mapping crops ``[B, 3, H, W]`` to heatmaps ``[B, J, H/s, W/s]``, with
+            ``num_joints``.
         optimizer: partial optimizer (Adam lr 1e-3 in the paper).
         scheduler: optional partial LR scheduler stepped per epoch (x0.1 at 90 and 120).
         flip_test: average with the mirrored crop's heatmaps at evaluation.
         pckh_threshold: fraction of the head segment for PCKh.
         min_views: views needed to triangulate a person (3D metrics).
+        info: the data's :class:`~kbaselines.pose.info.PoseInfo` (joint names, OKS sigmas, head
+            segment, flip pairs), from ``PoseDataModule.info``; a task built without it (to check
+            a config) cannot evaluate.
+
+    Raises:
+        TypeError: ``info`` is given but is not a :class:`~kbaselines.pose.info.PoseInfo`.
+        ValueError: the net predicts another number of joints than the data has.
     """
 
     def __init__(
@@ -88,15 +97,43 @@ class PoseTask(pl.LightningModule):
         flip_test: bool = True,
         pckh_threshold: float = 0.5,
         min_views: int = 2,
+        info: DataInfo | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self._outputs: list[dict[str, torch.Tensor]] = []
-        self.test_predictions: list[dict[str, Any]] = []
+        if info is not None:
+            if not isinstance(info, PoseInfo):
+                raise TypeError(
+                    f"{type(self).__name__} needs the PoseInfo of a PoseDataModule as info, "
+                    f"not {info!r}"
+                )
+            if net.num_joints != info.num_joints:
+                raise ValueError(
+                    f"model.net.num_joints={net.num_joints}, but the data has {info.num_joints} "
+                    f"joints ({', '.join(info.joint_names)})"
+                )
+        super().__init__(net, optimizer, scheduler, info=info)
         self._test_result: dict[str, Any] = {}
+
+    @property
+    def pose_info(self) -> PoseInfo:
+        """The data's joints, which the flip test and the metrics need."""
+        if not isinstance(self.info, PoseInfo):
+            raise TypeError(
+                f"this {type(self).__name__} was built without the PoseInfo of its data: pass "
+                "info=datamodule.info of the PoseDataModule (core.builders.build_task does)"
+            )
+        return self.info
+
+    @property
+    def pose_data(self) -> PoseDataModule:
+        """The trainer's DataModule, which must be a :class:`PoseDataModule`: the task decodes
+        with its heatmap codec and scores with its ground truth, cameras and 3D poses."""
+        data = self.data
+        if not isinstance(data, PoseDataModule):
+            raise TypeError(
+                f"{type(self).__name__} needs a PoseDataModule (data=pose), "
+                f"not a {type(data).__name__}"
+            )
+        return data
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps of a batch of crops."""
@@ -111,12 +148,12 @@ class PoseTask(pl.LightningModule):
         heatmaps = self.net(batch["image"]).float()
         if self.hparams.flip_test:
             mirrored = self.net(batch["image"].flip(3)).float().cpu().numpy()
-            heatmaps = (heatmaps + torch.from_numpy(flip_back(mirrored).copy()).to(heatmaps)) / 2
-        cells, peaks = decode_heatmaps(heatmaps.cpu().numpy())
-        crop = from_heatmap(cells, batch["image"].shape[-1] // heatmaps.shape[-1])
+            unmirrored = flip_back(mirrored, self.pose_info.flip_permutation()).copy()
+            heatmaps = (heatmaps + torch.from_numpy(unmirrored).to(heatmaps)) / 2
+        crop, peaks = self.pose_data.codec.decode(heatmaps.cpu().numpy())
         inverse = batch["inverse"].cpu().numpy()
         joints = np.stack([transform_points(c, m) for c, m in zip(crop, inverse, strict=True)])
-        self._outputs.append(
+        self.collect(
             {
                 "joints": torch.from_numpy(joints).to(self.device),
                 "peaks": torch.from_numpy(peaks).to(self.device),
@@ -130,22 +167,13 @@ class PoseTask(pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._predict(batch)
 
-    def _gathered(self, stage: str) -> dict[str, np.ndarray]:
-        if not self._outputs:
-            raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
-        outputs = {k: torch.cat([o[k] for o in self._outputs]) for k in self._outputs[0]}
-        self._outputs.clear()
-        if self.trainer.world_size > 1:
-            gathered = self.all_gather(outputs)
-            outputs = {k: v.reshape(-1, *v.shape[2:]) for k, v in gathered.items()}
-        index = outputs["index"].cpu().numpy()
-        _, first = np.unique(index, return_index=True)
-        return {k: v.cpu().numpy()[first] for k, v in outputs.items()}
-
     def _evaluate(self, stage: str) -> dict[str, Any]:
-        outputs = self._gathered(stage)
-        datamodule = self.trainer.datamodule
-        every = datamodule.eval_samples(stage)
+        if not self.has_outputs():
+            raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
+        outputs = self.gathered()
+        datamodule = self.pose_data
+        info = self.pose_info
+        every = datamodule.eval_records(stage)
         evaluated = [every[i] for i in outputs["index"]]  # the loader's items, in output order
         scores = outputs["peaks"].mean(axis=1) * np.array([p.score for p, _ in evaluated])
         truth, match = _pair(datamodule, stage, evaluated, scores)
@@ -155,12 +183,14 @@ class PoseTask(pl.LightningModule):
         peaks = np.zeros((len(truth), outputs["peaks"].shape[1]))
         peaks[found] = outputs["peaks"][match[found]]
         gt = np.stack([p.keypoints for p, _ in truth])
-        pck = pckh(joints, gt, self.hparams.pckh_threshold)
+        pck = pckh(
+            joints, gt, head=info.head, neck=info.neck, threshold=self.hparams.pckh_threshold
+        )
         metrics: dict[str, float] = {"pckh": pck["mean"], "matched_people": float(found.mean())}
         metrics.update(
             {
                 f"pckh_{j}": float(v)
-                for j, v in zip(JOINTS, pck["per_joint"], strict=True)
+                for j, v in zip(info.joint_names, pck["per_joint"], strict=True)
                 if not np.isnan(v)
             }
         )
@@ -172,6 +202,7 @@ class PoseTask(pl.LightningModule):
                 outputs["joints"],
                 scores,
                 [p.img_no for p, _ in evaluated],
+                sigmas=info.sigmas,
             )
             metrics.update(
                 {"oks_ap": coco["ap"], "oks_ap50": coco["ap50"], "oks_ap75": coco["ap75"]}
@@ -197,7 +228,7 @@ class PoseTask(pl.LightningModule):
                     "score": float(s),
                     **{
                         f"{j}_{c}": float(v)
-                        for k, j in enumerate(JOINTS)
+                        for k, j in enumerate(info.joint_names)
                         for c, v in zip("xyp", (*xy[k], peak[k]), strict=True)
                     },
                 }
@@ -209,13 +240,12 @@ class PoseTask(pl.LightningModule):
         return metrics
 
     def _errors_3d(
-        self, truth: list, joints: np.ndarray, peaks: np.ndarray, found: np.ndarray
+        self, truth: list[Sample], joints: np.ndarray, peaks: np.ndarray, found: np.ndarray
     ) -> dict[str, np.ndarray] | None:
         """Per-person-instant MPJPE and P-MPJPE ``[N, J]`` (mm) from the ``joints`` and ``peaks``
         predicted for the people ``truth`` (the views of people marked ``found``), or None
         without 3D data."""
-        datamodule = self.trainer.datamodule
-        cameras, poses = getattr(datamodule, "cameras", {}), getattr(datamodule, "poses_3d", {})
+        cameras, poses = self.pose_data.cameras, self.pose_data.poses_3d
         views: dict[tuple[str, int], list[int]] = defaultdict(list)
         for k in np.flatnonzero(found):
             person, image = truth[k]
@@ -251,9 +281,6 @@ class PoseTask(pl.LightningModule):
         if self._test_result:
             write_pose_outputs(Path(out_dir), stage, **self._test_result)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the joint count, so ``eval.py`` can rebuild the net."""
-        checkpoint["net_sizes"] = {"num_joints": self.net.num_joints}
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return optimizers(self.parameters(), self.optimizer_factory, self.scheduler_factory)
+    def net_sizes(self) -> dict[str, int]:
+        """The joint count of the head, so ``eval.py`` can rebuild the net."""
+        return {"num_joints": self.net.num_joints}

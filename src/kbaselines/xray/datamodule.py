@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler, WeightedRandomSampler
 
-from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.xray.dataset import XrayDataset, collate_detection
@@ -214,18 +214,11 @@ class XrayDataModule(FoldDataModule):
 
     # -- categories -------------------------------------------------------------------------------
     @property
-    def categories(self) -> list[str]:
-        """Category names; label ``k + 1`` is ``categories[k]`` (0 is the background)."""
-        return self.allowed_categories or self.annotations.categories
-
-    @property
-    def category_ids(self) -> dict[str, int]:
-        return {name: k + 1 for k, name in enumerate(self.categories)}
-
-    @property
-    def num_classes(self) -> int:
-        """Object categories, without the background."""
-        return len(self.categories)
+    def info(self) -> DataInfo:
+        """The category names in label order (label ``k`` is ``class_names[k - 1]``, 0 being the
+        background): ``data.categories`` when set, else the annotations' names (read on first
+        use), so that every fold and every run of the same data share the labels."""
+        return DataInfo(class_names=tuple(self.allowed_categories or self.annotations.categories))
 
     # -- the fold's datasets ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -236,19 +229,21 @@ class XrayDataModule(FoldDataModule):
         parts = self.fold_parts(
             by_path, "annotated images", "root, annotation format, skip_broken", XrayFormatError
         )
+        category_ids = {name: k for k, name in enumerate(self.info.class_names, start=1)}
         for part, images in parts.items():
             if images:
                 self.datasets[part] = XrayDataset(
                     self.root,
                     images,
-                    self.category_ids,
+                    category_ids,
                     train=part == "train" and self.augment,
                     max_size=self.max_size,
                     seed=self.seed,
                 )
 
-    def eval_images(self, stage: str) -> list[XrayImage]:
-        """The records of the ``val`` or ``test`` set, in dataset order (ground truth, outputs)."""
+    def eval_records(self, stage: str) -> list[XrayImage]:
+        """The images of the ``val`` or ``test`` set, in dataset order: batch ``index`` ``i`` is
+        ``eval_records(stage)[i]`` (the file names of the COCO files and predictions)."""
         if stage not in self.datasets:
             raise RuntimeError(
                 f"no {stage} set: call setup() first, or the split's {stage} is empty"

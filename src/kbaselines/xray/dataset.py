@@ -19,8 +19,8 @@ import albumentations as A
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.xray.reader import XrayFormatError, XrayImage
 
 __all__ = ["XrayDataset", "collate_detection", "make_transform"]
@@ -51,7 +51,7 @@ def make_transform(train: bool, max_size: int | None, seed: int) -> A.Compose | 
     return A.Compose(steps, bbox_params=bboxes, seed=seed)
 
 
-class XrayDataset(Dataset):
+class XrayDataset(SeededDataset):
     """Scans as ``{"image", "target", "index", "scale"}`` items (see the module docstring).
 
     Args:

@@ -1,16 +1,14 @@
-"""Detection metrics: COCO mAP with the COCO API, VOC all-point AP, per-class AP and recall.
+"""X-ray detection metrics: COCO mAP, VOC all-point AP, per-class AP and recall.
 
 The framework's predictions (per image: boxes ``x_min, y_min, x_max, y_max``, labels 1..C,
-scores) and ground truth are turned into COCO ground-truth and results structures
-(:func:`coco_ground_truth`, :func:`coco_results`) and scored by the COCO evaluation
-(:func:`evaluate_coco`), with ``faster_coco_eval`` (same numbers, C++ speed) or ``pycocotools``.
-VOC mAP@0.5 uses all-point interpolation (VOC 2010 and later, :func:`voc_ap`).
+scores) and ground truth are turned into COCO ground-truth and results structures and scored by
+the shared COCO evaluation (:func:`kbaselines.core.metrics.coco.evaluate_coco`), with
+``faster_coco_eval`` (same numbers, C++ speed) or ``pycocotools``. VOC mAP@0.5 uses all-point
+interpolation (VOC 2010 and later, :func:`voc_ap`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,193 +17,14 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-__all__ = [
-    "BACKENDS",
-    "COCO_STATS",
-    "CocoEvaluation",
-    "DetectionScores",
-    "coco_ground_truth",
-    "coco_results",
-    "detection_metrics",
-    "evaluate_coco",
-    "voc_ap",
-    "voc_class_ap",
-]
-
-#: the 12 numbers of the COCO summary, in its order
-COCO_STATS = (
-    "map",
-    "map50",
-    "map75",
-    "map_small",
-    "map_medium",
-    "map_large",
-    "mar_1",
-    "mar_10",
-    "mar_100",
-    "mar_small",
-    "mar_medium",
-    "mar_large",
+from kbaselines.core.metrics.coco import (
+    CocoEvaluation,
+    box_ground_truth,
+    box_results,
+    evaluate_coco,
 )
-BACKENDS = ("faster_coco_eval", "pycocotools")
 
-
-def coco_ground_truth(
-    boxes: Sequence[np.ndarray],
-    labels: Sequence[np.ndarray],
-    sizes: Sequence[tuple[int, int]],
-    categories: Sequence[str],
-    file_names: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """A COCO ground-truth dict: image ``k`` gets id ``k + 1``, label ``c`` category id ``c``.
-
-    Args:
-        boxes: per image, ``[N, 4]`` boxes ``x_min, y_min, x_max, y_max`` in pixels.
-        labels: per image, ``[N]`` labels 1..C.
-        sizes: per image, ``(width, height)``.
-        categories: category names; label ``c`` is ``categories[c - 1]``.
-        file_names: per image, its path (kept in the file for readers).
-    """
-    images, annotations = [], []
-    for k, (image_boxes, image_labels, (width, height)) in enumerate(
-        zip(boxes, labels, sizes, strict=True)
-    ):
-        name = file_names[k] if file_names is not None else str(k + 1)
-        images.append({"id": k + 1, "width": int(width), "height": int(height), "file_name": name})
-        for box, label in zip(np.asarray(image_boxes).reshape(-1, 4), image_labels, strict=True):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": k + 1,
-                    "category_id": int(label),
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": 0,
-                }
-            )
-    return {
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": k + 1, "name": name} for k, name in enumerate(categories)],
-    }
-
-
-def coco_results(
-    boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]
-) -> list[dict[str, Any]]:
-    """COCO results (``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``), image
-    ``k`` as id ``k + 1`` as in :func:`coco_ground_truth`."""
-    results = []
-    for k, (image_boxes, image_labels, image_scores) in enumerate(
-        zip(boxes, labels, scores, strict=True)
-    ):
-        for box, label, score in zip(
-            np.asarray(image_boxes).reshape(-1, 4), image_labels, image_scores, strict=True
-        ):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            results.append(
-                {
-                    "image_id": k + 1,
-                    "category_id": int(label),
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "score": float(score),
-                }
-            )
-    return results
-
-
-@dataclass
-class CocoEvaluation:
-    """The outcome of a COCO evaluation.
-
-    Args:
-        stats: the 12 summary numbers by name (:data:`COCO_STATS`); -1 where undefined.
-        precision: COCO's ``[T=10 IoUs, R=101 recalls, K classes, A=4 areas, M=3 max dets]``.
-        recall: ``[T, K, A, M]``.
-        category_ids: the category id of each K index.
-        summary: the printed summary of the COCO API.
-    """
-
-    stats: dict[str, float]
-    precision: np.ndarray
-    recall: np.ndarray
-    category_ids: list[int]
-    summary: str = ""
-
-    def per_class(self) -> dict[int, dict[str, float]]:
-        """AP (0.5:0.95), AP50 and recall at IoU 0.5 (100 detections) per category id; -1 for a
-        category without ground truth."""
-        out = {}
-        for k, category in enumerate(self.category_ids):
-            precision = self.precision[:, :, k, 0, -1]
-            valid = precision[precision > -1]
-            at50 = precision[0][precision[0] > -1]
-            out[category] = {
-                "ap": float(valid.mean()) if valid.size else -1.0,
-                "ap50": float(at50.mean()) if at50.size else -1.0,
-                "recall50": float(self.recall[0, k, 0, -1]),
-            }
-        return out
-
-
-def evaluate_coco(
-    ground_truth: Mapping[str, Any] | str,
-    results: Sequence[Mapping[str, Any]] | str,
-    iou_type: str = "bbox",
-    backend: str = "faster_coco_eval",
-) -> CocoEvaluation:
-    """Score COCO results against COCO ground truth (dicts or JSON file paths).
-
-    No detections at all score 0 on every defined number (the COCO API refuses empty results).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    if backend == "pycocotools":
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    else:
-        from faster_coco_eval import COCO
-        from faster_coco_eval import COCOeval_faster as COCOeval
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        if isinstance(ground_truth, str):
-            gt = COCO(ground_truth)
-        else:
-            gt = COCO()
-            gt.dataset = dict(ground_truth)
-            gt.createIndex()
-        if isinstance(results, str):
-            dt = gt.loadRes(results)
-        elif results:
-            dt = gt.loadRes([dict(r) for r in results])
-        else:
-            dt = None
-        if dt is None:
-            category_ids = sorted(gt.getCatIds())
-            zeros = [0.0] * len(COCO_STATS)
-            shape = (10, 101, len(category_ids), 4, 3)
-            return CocoEvaluation(
-                dict(zip(COCO_STATS, zeros, strict=True)),
-                np.zeros(shape),
-                np.zeros((10, len(category_ids), 4, 3)),
-                category_ids,
-                "no detections",
-            )
-        evaluation = COCOeval(gt, dt, iou_type)
-        if backend == "faster_coco_eval":
-            evaluation.print_function = print
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    stats = [float(v) for v in evaluation.stats[: len(COCO_STATS)]]
-    return CocoEvaluation(
-        dict(zip(COCO_STATS, stats, strict=True)),
-        np.asarray(evaluation.eval["precision"]),
-        np.asarray(evaluation.eval["recall"]),
-        list(evaluation.params.catIds),
-        printed.getvalue(),
-    )
+__all__ = ["DetectionScores", "detection_metrics", "voc_ap", "voc_class_ap"]
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -288,10 +107,10 @@ def detection_metrics(
 ) -> DetectionScores:
     """COCO and VOC metrics of per-image predictions ``{"boxes", "labels", "scores"}`` against
     targets ``{"boxes", "labels"}`` (numpy, pixels of the ``(width, height)`` images)."""
-    gt = coco_ground_truth(
+    gt = box_ground_truth(
         [t["boxes"] for t in targets], [t["labels"] for t in targets], sizes, categories, file_names
     )
-    results = coco_results(
+    results = box_results(
         [p["boxes"] for p in predictions],
         [p["labels"] for p in predictions],
         [p["scores"] for p in predictions],

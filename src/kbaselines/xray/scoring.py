@@ -1,6 +1,6 @@
 """Score COCO detection results against COCO ground truth with the framework's COCO evaluation.
 
-    python scripts/score.py task=detection gt=<COCO json> pred=<COCO results json>
+    python scripts/score.py family=xray gt=<COCO json> pred=<COCO results json>
         [iou_type=bbox|segm] [backend=faster_coco_eval|pycocotools]
 
 Prints the 12 COCO numbers (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl) and
@@ -14,11 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from kbaselines.xray.metrics import BACKENDS, COCO_STATS, CocoEvaluation, evaluate_coco
+from kbaselines.core.metrics.coco import BACKENDS, BOX_STATS, CocoEvaluation, evaluate_coco
 
 __all__ = ["LABELS", "main", "score_files"]
 
-#: the COCO summary's names of :data:`~kbaselines.xray.metrics.COCO_STATS`
+#: the COCO summary's names of :data:`~kbaselines.core.metrics.coco.BOX_STATS`
 LABELS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
@@ -41,7 +41,7 @@ def main(options: dict[str, str]) -> int:
     unknown = sorted(set(options) - {"gt", "pred", "iou_type", "backend"})
     if unknown or "gt" not in options or "pred" not in options:
         print(
-            f"score.py task=detection: needs gt=... pred=...; unknown {unknown}\n{__doc__}",
+            f"score.py family=xray: needs gt=... pred=...; unknown {unknown}\n{__doc__}",
             file=sys.stderr,
         )
         return 2
@@ -54,9 +54,9 @@ def main(options: dict[str, str]) -> int:
             options["gt"], options["pred"], options.get("iou_type", "bbox"), backend
         )
     except (FileNotFoundError, ValueError, KeyError) as error:
-        print(f"score.py task=detection: {error}", file=sys.stderr)
+        print(f"score.py family=xray: {error}", file=sys.stderr)
         return 1
-    for label, key in zip(LABELS, COCO_STATS, strict=True):
+    for label, key in zip(LABELS, BOX_STATS, strict=True):
         print(f"{label:<6} {result.stats[key]:.10f}")
     names = _names(options["gt"])
     print(f"\n{'category':<24} {'AP':>7} {'AP50':>7} {'recall50':>9}")

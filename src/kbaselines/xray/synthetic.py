@@ -12,12 +12,12 @@ The tree holds both annotation kinds: one COCO JSON per scanner (polygons and bo
 XML per image (rectangles; some categories under their VOC-style names, e.g. ``USB Metal``, which
 ``data=xray_synthetic`` maps back with ``data.category_map``).
 
-    python -m kbaselines.xray.synthetic --root data/xray_synthetic --num-categories 5
+    python scripts/check_dataset.py data=xray_synthetic data.root=data/xray_synthetic \
+        data.synthetic.num_categories=5    # generates the tree (once), then checks it
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -393,26 +393,3 @@ def ensure_synthetic_xray(root: str | Path, **arguments: Any) -> Path:
     return generated.ensure_generated(
         root, MARKER, marker, lambda: generate_xray(root, **arguments)
     )
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m kbaselines.xray.synthetic --root DIR [--num-categories N ...]``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    defaults = _arguments()
-    parser.add_argument("--root", type=Path, required=True)
-    for name in (
-        "num_categories",
-        "samples_per_category",
-        "images_per_sample",
-        "image_size",
-        "seed",
-    ):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=defaults[name])
-    args = vars(parser.parse_args(argv))
-    return ensure_synthetic_xray(args.pop("root"), **args)
-
-
-if __name__ == "__main__":
-    main()

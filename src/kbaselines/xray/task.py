@@ -12,8 +12,8 @@ The detector contract (Faster R-CNN from torchvision, the YOLO of ``kbaselines.x
 
 Batches are ``{"images", "targets", "index", "scale"}`` (``XrayDataModule``): ``scale`` (x, y)
 maps each image back to its annotation's pixels, where metrics and outputs are computed. The
-DataModule gives ``categories`` (label ``k`` is ``categories[k - 1]``) and, for outputs naming
-files, ``eval_images(stage)``.
+category names come from the task's ``info`` (label ``k`` is ``info.class_names[k - 1]``), the
+evaluated files from the DataModule's declared ``eval_records(stage)``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import io
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.io import write_json_atomic, write_text_atomic
-from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
+from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
+from kbaselines.core.task import BaseTask
 from kbaselines.xray.metrics import DetectionScores, detection_metrics
 from kbaselines.xray.plots import plot_ap_bars, plot_detection_grid, plot_pr_curves
 
@@ -39,7 +39,7 @@ __all__ = ["DetectionTask"]
 VAL_METRICS = ("map", "map50", "voc_map50")
 
 
-class DetectionTask(pl.LightningModule):
+class DetectionTask(BaseTask):
     """Detection training and COCO/VOC evaluation around a detector (see the module docstring).
 
     Args:
@@ -52,6 +52,7 @@ class DetectionTask(pl.LightningModule):
         metric_backend: ``faster_coco_eval`` or ``pycocotools`` (same numbers).
         plot_images: how many test images the prediction grid shows.
         plot_score_threshold: predictions drawn in the grid score at least this.
+        info: the data's facts (the category names in label order, background excluded).
     """
 
     def __init__(
@@ -64,16 +65,11 @@ class DetectionTask(pl.LightningModule):
         metric_backend: str = "faster_coco_eval",
         plot_images: int = 8,
         plot_score_threshold: float = 0.3,
+        info: DataInfo | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self._outputs: list[dict[str, Any]] = []
+        super().__init__(net, optimizer, scheduler, scheduler_interval, info=info)
         self._scores: dict[str, DetectionScores] = {}
         self._evaluated: dict[str, list[dict[str, Any]]] = {}
-        self.test_predictions: list[dict[str, Any]] = []
 
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Detections of a list of images (eval mode)."""
@@ -90,7 +86,7 @@ class DetectionTask(pl.LightningModule):
         return loss
 
     # -- evaluation -------------------------------------------------------------------------------
-    def _collect(self, batch: dict[str, Any]) -> None:
+    def _detect_step(self, batch: dict[str, Any]) -> None:
         """Keep each image's predictions and targets in annotation pixels, on the CPU."""
         detections = self.net(batch["images"])
         for k, (image, prediction, target) in enumerate(
@@ -98,7 +94,7 @@ class DetectionTask(pl.LightningModule):
         ):
             scale = batch["scale"][k].detach().cpu().double().numpy().repeat(2)  # sx sy sx sy
             height, width = image.shape[1:]
-            self._outputs.append(
+            self.collect(
                 {
                     "index": int(batch["index"][k]),
                     "size": (round(width / scale[0]), round(height / scale[1])),
@@ -115,36 +111,25 @@ class DetectionTask(pl.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._collect(batch)
+        self._detect_step(batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._collect(batch)
-
-    def _gathered(self) -> list[dict[str, Any]]:
-        """Every process's outputs, once each (a distributed sampler pads), in dataset order."""
-        outputs, self._outputs = self._outputs, []
-        if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            parts: list[list[dict[str, Any]]] = [[] for _ in range(self.trainer.world_size)]
-            dist.all_gather_object(parts, outputs)
-            outputs = [o for part in parts for o in part]
-        unique = {o["index"]: o for o in outputs}
-        return [unique[i] for i in sorted(unique)]
+        self._detect_step(batch)
 
     def _categories(self) -> list[str]:
-        datamodule = self.trainer.datamodule
-        if datamodule is not None and hasattr(datamodule, "categories"):
-            return list(datamodule.categories)
+        """The category names, label ``k`` being ``names[k - 1]``; ``"1"`` .. ``"C"`` for a task
+        built without the data's info (a bare task in a unit test)."""
+        if self.info.class_names:
+            return list(self.info.class_names)
         return [str(k) for k in range(1, self.net.num_classes + 1)]
 
     def _file_names(self, stage: str, outputs: list[dict[str, Any]]) -> list[str]:
-        datamodule = self.trainer.datamodule
-        if hasattr(datamodule, "eval_images"):
-            images = datamodule.eval_images(stage)
-            return [images[o["index"]].path for o in outputs]
-        return [str(o["index"]) for o in outputs]
+        """The image path of each output, named in the COCO files, predictions and plot titles."""
+        records = self.data.eval_records(stage)
+        return [records[o["index"]].path for o in outputs]
 
     def _score(self, stage: str) -> DetectionScores | None:
-        outputs = self._gathered()
+        outputs = self.gathered_objects()
         if not outputs:
             return None
         scores = detection_metrics(
@@ -210,11 +195,10 @@ class DetectionTask(pl.LightningModule):
 
     def _plot_grid(self, path: Path, categories: list[str]) -> None:
         """The first ``plot_images`` test images, reloaded unaugmented, with boxes in their pixels."""
-        datamodule = self.trainer.datamodule
-        dataset = getattr(datamodule, "datasets", {}).get("test")
         outputs = self._evaluated["test"][: self.hparams.plot_images]
-        if dataset is None or not outputs:
+        if not outputs:
             return
+        dataset = self.data.datasets["test"]
         images, predictions, targets = [], [], []
         for output in outputs:
             item = dataset[output["index"]]
@@ -236,11 +220,15 @@ class DetectionTask(pl.LightningModule):
         )
 
     # -- checkpoints and optimisation -------------------------------------------------------------
+    def net_sizes(self) -> dict[str, int]:
+        """The category count of the detector's head (without the background), so ``eval.py``
+        can rebuild the net."""
+        return {"num_classes": self.net.num_classes}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the data-derived size of the net and the category names, for ``eval.py``."""
-        checkpoint["net_sizes"] = {"num_classes": self.net.num_classes}
-        if self._trainer is not None and self.trainer.datamodule is not None:
-            checkpoint["categories"] = self._categories()
+        """Also record the category names, so that a checkpoint's labels can be read alone."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["categories"] = self._categories()
 
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
@@ -253,11 +241,3 @@ class DetectionTask(pl.LightningModule):
                 base = group.setdefault("warmup_target_lr", group["lr"])
                 group["lr"] = base * min(1.0, (step + 1) / warmup) if warmup else base
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return optimizers(
-            self.parameters(),
-            self.optimizer_factory,
-            self.scheduler_factory,
-            self.hparams.scheduler_interval,
-        )

@@ -72,3 +72,16 @@ def test_run_name_is_pinned_once() -> None:
     assert pin_run_name(argv) == argv
     assert pin_run_name(["train.py", "-m"])[2].startswith("run_name=")
     assert pin_run_name(["train.py", "run_name=x"]) == ["train.py", "run_name=x"]
+
+
+def test_jobs_expand_as_hydras_basic_sweeper() -> None:
+    """Our expansion (public override API) against Hydra's own sweeper, the reference."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from kbaselines.core.cluster.dry_run import job_overrides
+
+    overrides = ["+experiment=x", "cv.fold=range(0,3)", "model=a,b", "x=[1,2]", 'q="a,b"']
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    expected = [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    assert job_overrides(overrides) == expected and len(expected) == 6

@@ -35,7 +35,7 @@ def test_folds_as_submitit_jobs_then_summary(scale_tiny: list[str], tmp_path: Pa
 
     (folder / "cv_summary.json").unlink()
     aggregated = subprocess.run(
-        [sys.executable, "scripts/aggregate_cv.py", str(folder)],
+        [sys.executable, "scripts/aggregate_cv.py", f"run_dir={folder}"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

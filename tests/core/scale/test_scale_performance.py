@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from kbaselines.core.cluster.performance import PerformanceSettings
+from kbaselines.core.task import BaseTask
 
 
-class _Task(pl.LightningModule):
+class _Task(BaseTask):
     def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+        super().__init__(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), torch.optim.SGD)
 
 
 def test_channels_last_and_matmul_precision() -> None:
@@ -39,5 +39,5 @@ def test_compile_keeps_the_state_dict_keys() -> None:
 
 
 def test_compile_needs_a_net() -> None:
-    with pytest.raises(AttributeError, match="compile=false"):
+    with pytest.raises(TypeError, match="compile=false"):
         PerformanceSettings(compile=True).setup(None, pl.LightningModule(), "fit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,16 @@ __all__ = ["job_overrides", "launcher_parameters", "sbatch_script", "signal_mism
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
-    """The override list of every job of the sweep (as Hydra's basic sweeper expands it)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [list(job) for batch in batches for job in batch]
+    """The override list of every job of the sweep, as Hydra's basic sweeper expands it: the
+    cartesian product of the sweep values, in command-line order."""
+    choices = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [list(job) for job in itertools.product(*choices)]
 
 
 def launcher_parameters(launcher: DictConfig) -> dict[str, Any]:

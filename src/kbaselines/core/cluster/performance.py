@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from kbaselines.core.task import BaseTask
+
 __all__ = ["PerformanceSettings"]
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,12 @@ class PerformanceSettings(Callback):
         if self.channels_last:
             pl_module.to(memory_format=torch.channels_last)
         if self.compile and not self._compiled:
-            net = getattr(pl_module, "net", None)
-            if net is None:
-                raise AttributeError(
-                    f"{type(pl_module).__name__} has no `net` to compile: set "
+            if not isinstance(pl_module, BaseTask):
+                raise TypeError(
+                    f"{type(pl_module).__name__} is not a BaseTask with a `net` to compile: set "
                     "callbacks.performance.compile=false"
                 )
+            net = pl_module.net
             net.compile()
             self._compiled = True
             log.info("torch.compile applied to %s", type(net).__name__)

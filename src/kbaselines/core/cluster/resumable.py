@@ -85,13 +85,14 @@ class ResumableTraining(Callback):
         self._pending: dict[str, Any] | None = None
         self._first_epoch = True
         self._restarted = False
+        self._trainer: pl.Trainer | None = None  # set in setup(); state_dict needs it
 
     @property
     def state_key(self) -> str:
         return "ResumableTraining"
 
     def state_dict(self) -> dict[str, Any]:
-        trainer: pl.Trainer | None = getattr(self, "_trainer", None)
+        trainer = self._trainer
         if trainer is None or trainer.state.fn != "fit":
             return {}
         # batches trained in this epoch (at on_train_batch_end, "completed" lags by one)

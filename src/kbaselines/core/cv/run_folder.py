@@ -56,13 +56,12 @@ def freeze_config(run_dir: Path, cfg: DictConfig, force: bool = False) -> None:
     """
     path = Path(run_dir) / FROZEN_CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    # masked before resolving, so that what derives from them (a fold's checkpoint folder) is
+    # frozen in its masked form too; on a plain copy, which the typed cv schema does not bind
+    snapshot = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in RUN_CONTROL_KEYS:
-        *parents, leaf = key.split(".")
-        node = resolved
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = MASK
+        OmegaConf.update(snapshot, key, MASK, force_add=True)
+    resolved = OmegaConf.to_container(snapshot, resolve=True)
     text = yaml.safe_dump(resolved, sort_keys=False)
     try:
         with open(path, "x") as file:

@@ -7,9 +7,21 @@ import random
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
-__all__ = ["per_process_batch", "worker_init_fn"]
+__all__ = ["SeededDataset", "per_process_batch", "worker_init_fn"]
+
+
+class SeededDataset(Dataset):
+    """A dataset with its own random augmentation, which each data-loader worker reseeds.
+
+    Albumentations pipelines follow their ``Compose(seed=...)``, not the global seeds: a dataset
+    that augments subclasses this and reseeds its pipeline in :meth:`reseed`.
+    """
+
+    def reseed(self, seed: int) -> None:
+        """Give this copy of the dataset (one per worker) its own augmentation seed."""
+        raise NotImplementedError(f"{type(self).__name__} must define reseed(seed)")
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -17,13 +29,13 @@ def worker_init_fn(worker_id: int) -> None:
 
     Torch seeds each worker with ``base_seed + worker_id``, the base drawn from the loader's
     seeded generator; numpy, ``random`` and albumentations do not follow it on their own, so a
-    dataset with a ``reseed(seed)`` method (an albumentations ``Compose``) is reseeded too.
+    :class:`SeededDataset` (an albumentations ``Compose`` inside) is reseeded too.
     """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
     info = get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):
+    if info is not None and isinstance(info.dataset, SeededDataset):
         info.dataset.reseed(seed)
 
 

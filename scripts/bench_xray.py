@@ -1,6 +1,6 @@
 """Speed benchmark of the X-ray detectors and of the COCO metric path (not a test).
 
-    python scripts/bench_detection.py [--size 512] [--images 8] [--num-classes 5] [--threads 2]
+    python scripts/bench_xray.py [size=512] [images=4] [num_classes=5] [threads=2]
 
 1. Inference images/s of Faster R-CNN (ResNet-50-FPN v2, MobileNetV3-FPN, the small one) and
    YOLO-s (``kbaselines.xray.yolo.yolo_s``; skipped with a message when absent) at one square
@@ -9,21 +9,26 @@
 2. The time to compute COCO mAP on the same predictions (1,000 synthetic images, 5 categories)
    with the framework's path (:func:`kbaselines.xray.metrics.detection_metrics`: COCO through
    faster-coco-eval plus VOC AP and per-class tables) and with plain pycocotools, as a ratio.
+
+Settings (``repeats``, ``metric_images`` too): configs/bench_xray.yaml. No Hydra run folder is
+written.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import time
 from collections.abc import Callable
 
+import hydra
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
+from kbaselines.core.metrics.coco import box_ground_truth, box_results
 from kbaselines.xray import faster_rcnn
-from kbaselines.xray.metrics import coco_ground_truth, coco_results, detection_metrics
+from kbaselines.xray.metrics import detection_metrics
 
 __all__ = ["bench_inference", "bench_metrics", "main"]
 
@@ -106,10 +111,10 @@ def bench_metrics(num_images: int, num_classes: int, repeats: int) -> dict[str, 
         detection_metrics(predictions, targets, sizes, categories)
 
     def plain() -> None:
-        gt = coco_ground_truth(
+        gt = box_ground_truth(
             [t["boxes"] for t in targets], [t["labels"] for t in targets], sizes, categories
         )
-        results = coco_results(
+        results = box_results(
             [p["boxes"] for p in predictions],
             [p["labels"] for p in predictions],
             [p["scores"] for p in predictions],
@@ -132,24 +137,15 @@ def bench_metrics(num_images: int, num_classes: int, repeats: int) -> dict[str, 
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", type=int, default=512, help="square input side")
-    parser.add_argument("--images", type=int, default=4, help="images per timed batch")
-    parser.add_argument("--num-classes", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2, help="timed repeats (best is kept)")
-    parser.add_argument("--metric-images", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    speeds = bench_inference(args.size, args.images, args.num_classes, args.repeats)
+@hydra.main(version_base="1.3", config_path="../configs", config_name="bench_xray")
+def main(cfg: DictConfig) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    speeds = bench_inference(cfg.size, cfg.images, cfg.num_classes, cfg.repeats)
     if "YOLO-s" in speeds:
         reference = speeds["Faster R-CNN R50-FPN v2"]
         print(f"YOLO-s / Faster R-CNN R50-FPN v2 speed ratio: {speeds['YOLO-s'] / reference:.2f}")
-    bench_metrics(args.metric_images, args.num_classes, args.repeats)
+    bench_metrics(cfg.metric_images, cfg.num_classes, cfg.repeats)
 
 
 if __name__ == "__main__":
