@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import hydra
 import pytest
 
-from kbaselines.core.builders import build_datamodule
+from kbaselines.core.builders import build_datamodule, build_task
 from kbaselines.core.config import compose_config
 from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.mammo.datamodule import MammoDataModule
@@ -17,11 +16,10 @@ from kbaselines.mammo.task import MammoTask
 
 @pytest.fixture(scope="module")
 def built() -> tuple[MammoTask, MammoDataModule]:
-    """The quick job's task and DataModule (no data is read). The task is given the info after
-    instantiation: hydra would turn a dataclass argument into a DictConfig."""
+    """The quick job's task and DataModule, built as the CV loop builds them (no data is read)."""
     cfg = compose_config(["+experiment=mammo_resnet34_maps_synthetic"])
     datamodule = build_datamodule(cfg.data)
-    task = hydra.utils.instantiate(cfg.model, _partial_=True)(info=datamodule.info)
+    task = build_task(cfg.model, datamodule)
     assert isinstance(task, MammoTask) and isinstance(datamodule, MammoDataModule)
     return task, datamodule
 
