@@ -20,13 +20,14 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from kbaselines.core.cluster.checkpoint_io import load_checkpoint
 from kbaselines.kface.pggan import pggan
 from kbaselines.kface.sample_grids import save_grid, to_uint8
 
 
 def load_generator(ckpt_path: Path, raw: bool = False) -> torch.nn.Module:
     """The (EMA) generator of a checkpoint of :class:`~kbaselines.kface.generation.GenerationTask`."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(ckpt_path)
     if "net_sizes" not in checkpoint or "pggan_progress" not in checkpoint:
         raise ValueError(f"{ckpt_path}: not a PGGAN checkpoint (no net_sizes / pggan_progress)")
     net = pggan(**checkpoint["net_sizes"])

@@ -63,10 +63,10 @@ def test_the_trained_net_on_detected_boxes(pose_run: Path) -> None:
     (``data.detections``): most people matched, PCKh a little below the ground-truth boxes'."""
     import hydra
     import pytorch_lightning as pl
-    import torch
     from omegaconf import OmegaConf
 
     from kbaselines.core.builders import build_task
+    from kbaselines.core.cluster.checkpoint_io import load_checkpoint
     from kbaselines.core.evaluate import checkpoint_net_sizes
 
     config = _config(pose_run)
@@ -76,8 +76,9 @@ def test_the_trained_net_on_detected_boxes(pose_run: Path) -> None:
         config["data"], split={"test": test_ids}, detections="detections.json"
     )
     ckpt = pose_run / "fold_0" / "checkpoints" / "best.ckpt"
-    task = build_task(OmegaConf.create(config["model"]), module, checkpoint_net_sizes(ckpt))
-    task.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    checkpoint = load_checkpoint(ckpt)
+    task = build_task(OmegaConf.create(config["model"]), module, checkpoint_net_sizes(checkpoint))
+    task.load_state_dict(checkpoint["state_dict"])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     metrics = trainer.test(task, datamodule=module, verbose=False)[0]
     # measured on the committed generator (the run of the learning test above, 96 test people):

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory, optimizers
 
 __all__ = ["BaseTask"]
+
+Data = TypeVar("Data", bound=FoldDataModule)
 
 
 class BaseTask(pl.LightningModule):
@@ -57,8 +60,11 @@ class BaseTask(pl.LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"model.scheduler_interval={scheduler_interval!r}: epoch or step")
         # the factories and the data facts stay out of the checkpoint, which then holds only
-        # tensors and plain values and loads with weights_only=True
+        # tensors and plain values and loads with weights_only=True (core.cluster.checkpoint_io)
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "info"])
+        for key, value in self.hparams.items():  # Hydra passes config nodes; keep plain values
+            if isinstance(value, DictConfig | ListConfig):
+                self.hparams[key] = OmegaConf.to_container(value, resolve=True)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -79,10 +85,20 @@ class BaseTask(pl.LightningModule):
     @property
     def data(self) -> FoldDataModule:
         """The DataModule this task is trained or evaluated with."""
+        return self.data_as(FoldDataModule)
+
+    def data_as(self, kind: type[Data]) -> Data:
+        """The trainer's DataModule as the ``kind`` a family's task needs (its own DataModule
+        class, whose declared methods it then calls).
+
+        Raises:
+            TypeError: the trainer has no DataModule, or one of another kind.
+        """
         datamodule = self.trainer.datamodule
-        if not isinstance(datamodule, FoldDataModule):
-            raise RuntimeError(
-                f"{type(self).__name__} needs a FoldDataModule: pass datamodule= to the Trainer"
+        if not isinstance(datamodule, kind):
+            raise TypeError(
+                f"{type(self).__name__} needs a {kind.__name__} (pass datamodule= to the "
+                f"Trainer), not a {type(datamodule).__name__}"
             )
         return datamodule
 

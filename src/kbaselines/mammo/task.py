@@ -122,13 +122,7 @@ class MammoTask(BaseTask):
     def mammo_data(self) -> MammoDataModule:
         """The trainer's DataModule, which must be a :class:`MammoDataModule`: the task follows
         its training stage and reads its views and image cache."""
-        data = self.data
-        if not isinstance(data, MammoDataModule):
-            raise TypeError(
-                f"{type(self).__name__} needs a MammoDataModule (data=mammo), "
-                f"not a {type(data).__name__}"
-            )
-        return data
+        return self.data_as(MammoDataModule)
 
     def on_train_epoch_start(self) -> None:
         """Scale the learning rates when stage 2 (whole views) starts."""

@@ -127,13 +127,7 @@ class PoseTask(BaseTask):
     def pose_data(self) -> PoseDataModule:
         """The trainer's DataModule, which must be a :class:`PoseDataModule`: the task decodes
         with its heatmap codec and scores with its ground truth, cameras and 3D poses."""
-        data = self.data
-        if not isinstance(data, PoseDataModule):
-            raise TypeError(
-                f"{type(self).__name__} needs a PoseDataModule (data=pose), "
-                f"not a {type(data).__name__}"
-            )
-        return data
+        return self.data_as(PoseDataModule)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps of a batch of crops."""

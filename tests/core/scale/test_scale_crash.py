@@ -65,7 +65,7 @@ def test_killed_runs_restart_and_finish(scale_tiny: list[str], tmp_path: Path) -
     assert (checkpoints / "last.ckpt").exists()
     # every checkpoint left behind loads (atomic writes: no half file under a final name)
     for path in checkpoints.glob("*.ckpt"):
-        torch.load(path, map_location="cpu", weights_only=False)
+        torch.load(path, map_location="cpu", weights_only=True)
     # 4. last.ckpt damaged on disk: the run falls back to last-prev.ckpt with a warning. Fold 0
     # may have finished in one of the starts above (how far a start gets depends on the machine's
     # speed); a finished fold is skipped, so mark it unfinished: the restart must resume it
@@ -89,8 +89,8 @@ def test_atomic_save_keeps_the_previous_last(tmp_path: Path) -> None:
     last = tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"state_dict": {}, "loops": {}, "step": 1}, last)
     io.save_checkpoint({"state_dict": {}, "loops": {}, "step": 2}, last)
-    assert torch.load(last, weights_only=False)["step"] == 2
-    assert torch.load(tmp_path / "checkpoints" / "last-prev.ckpt", weights_only=False)["step"] == 1
+    assert torch.load(last, weights_only=True)["step"] == 2
+    assert torch.load(tmp_path / "checkpoints" / "last-prev.ckpt", weights_only=True)["step"] == 1
     assert sorted(p.name for p in last.parent.iterdir()) == ["last-prev.ckpt", "last.ckpt"]
 
 
@@ -100,7 +100,7 @@ def test_failed_save_leaves_the_old_file(tmp_path: Path) -> None:
     io.save_checkpoint({"step": 1}, best)
     with pytest.raises(Exception):  # noqa: B017 - torch.save refuses an unpicklable object
         io.save_checkpoint({"step": 2, "bad": lambda: None}, best)
-    assert torch.load(best, weights_only=False)["step"] == 1
+    assert torch.load(best, weights_only=True)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
 
 

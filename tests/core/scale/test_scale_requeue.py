@@ -36,7 +36,7 @@ SIGNAL_AT_STEP_10 = [
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_requeued_run_continues_the_epoch_where_it_stopped(
     assert record.read_text().split() == ["requeue", "4242"]
     assert "Preempted at global step 11" in first.stdout + first.stderr
     hpc = folder / "fold_0" / "hpc_ckpt_1.ckpt"
-    saved = torch.load(hpc, map_location="cpu", weights_only=False)
+    saved = torch.load(hpc, map_location="cpu", weights_only=True)
     assert saved["global_step"] == 11 and saved["epoch"] == 1
     assert saved["optimizer_states"][0]["state"], "optimizer moments must be in the checkpoint"
     assert saved["lr_schedulers"][0]["last_epoch"] == 1

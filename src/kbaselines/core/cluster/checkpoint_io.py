@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,42 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-__all__ = ["PREVIOUS_SUFFIX", "AtomicCheckpointIO", "fsync_dir", "previous_path"]
+__all__ = [
+    "PREVIOUS_SUFFIX",
+    "AtomicCheckpointIO",
+    "UnsafeCheckpointError",
+    "fsync_dir",
+    "load_checkpoint",
+    "previous_path",
+]
 
 log = logging.getLogger(__name__)
 
 # last.ckpt -> last-prev.ckpt: the good checkpoint before the newest one
 PREVIOUS_SUFFIX = "-prev"
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds more than tensors and plain values: loading it could run its code."""
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint, loaded weights-only: tensors and plain values, and no code of the file runs.
+
+    Every checkpoint the framework writes loads this way (tasks keep only plain hyperparameters).
+
+    Raises:
+        UnsafeCheckpointError: naming the file and what it holds beyond tensors and plain values.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        reason = str(error).split("WeightsUnpickler error:")[-1].strip().split(". Please")[0]
+        raise UnsafeCheckpointError(
+            f"{path} was refused: it holds more than tensors and plain values ({reason}), so "
+            "loading it could run code. Use a checkpoint written by K-Baselines, or export the "
+            "weights you trust with torch.save(model.state_dict(), ...)"
+        ) from error
 
 
 def fsync_dir(folder: Path) -> None:

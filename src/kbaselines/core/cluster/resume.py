@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
-from kbaselines.core.cluster.checkpoint_io import previous_path
+from kbaselines.core.cluster.checkpoint_io import load_checkpoint, previous_path
 
 __all__ = ["resume_candidates", "resume_checkpoint"]
 
@@ -27,7 +25,7 @@ def resume_candidates(fold_dir: Path) -> list[Path]:
 
 def _readable(path: Path) -> bool:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        checkpoint = load_checkpoint(path, mmap=True)
     except Exception as error:
         log.warning("Checkpoint %s cannot be read (%s): skipped", path, error)
         return False
@@ -40,8 +38,8 @@ def _readable(path: Path) -> bool:
 def resume_checkpoint(fold_dir: Path) -> Path | None:
     """The newest readable resume checkpoint of the fold, or ``None`` to start from scratch.
 
-    An unreadable newer file (damaged on disk, or written by another program) is skipped with a
-    warning, so the run falls back to the previous good checkpoint instead of failing or starting
+    An unreadable newer file (damaged on disk, written by another program, or holding more than
+    tensors and plain values, which is never unpickled) is skipped with a warning, so the run falls back to the previous good checkpoint instead of failing or starting
     over. Temporary files of writes cut short by a kill are removed. Called on rank 0 only.
     """
     for stale in [

@@ -148,7 +148,7 @@ def run_fold(
     resume = plan["resume"]
     if resume is not None:
         log.info("Fold %d: resuming from %s", fold.index, resume)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     metrics = evaluate(trainer, task, datamodule, fold_dir, best=bool(fold.val))
     if splits.heldout:
         heldout = build_datamodule(
@@ -176,7 +176,9 @@ def evaluate(
     the test. Its ``test_predictions`` rows are written as ``predictions_<stage>.csv``; rows with
     ``score`` and ``target`` columns also give a ROC curve. Metrics are renamed from ``test/...`` to ``<stage>/...`` so that a held-out set keeps its own keys.
     """
-    results = trainer.test(task, datamodule=datamodule, ckpt_path="best" if best else None)
+    results = trainer.test(
+        task, datamodule=datamodule, ckpt_path="best" if best else None, weights_only=True
+    )
     metrics = {key.replace("test/", f"{stage}/", 1): float(v) for key, v in results[0].items()}
     if trainer.is_global_zero:
         task.write_test_outputs(out_dir, stage)

@@ -1,0 +1,74 @@
+"""No code runs from a checkpoint: every load path refuses a crafted pickle before it executes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kbaselines.core.cluster.checkpoint_io import UnsafeCheckpointError, load_checkpoint
+from kbaselines.core.cluster.resume import resume_checkpoint
+from kbaselines.core.config import PROJECT_ROOT
+
+
+class _Payload:
+    """Unpickling it (weights_only=False) would create the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def _crafted(path: Path, marker: Path) -> Path:
+    """A file shaped like a Lightning checkpoint, with the payload among its plain values."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"state_dict": {}, "loops": {}, "net_sizes": {}, "pggan_progress": _Payload(marker)}, path
+    )
+    return path
+
+
+def test_the_payload_would_run_when_unpickled(tmp_path: Path) -> None:
+    """The crafted file is real: a plain unpickle runs it (so the refusals below mean something)."""
+    marker = tmp_path / "ran"
+    torch.load(_crafted(tmp_path / "x.ckpt", marker), weights_only=False)
+    assert marker.exists()
+
+
+def test_load_checkpoint_refuses_it_naming_the_file(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = _crafted(tmp_path / "x.ckpt", marker)
+    with pytest.raises(UnsafeCheckpointError, match=r"x\.ckpt was refused.*Unsupported global"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_resume_skips_a_planted_last_checkpoint(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    _crafted(tmp_path / "fold_0" / "checkpoints" / "last.ckpt", marker)
+    assert resume_checkpoint(tmp_path / "fold_0") is None
+    assert not marker.exists()
+
+
+def test_eval_and_generate_refuse_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from kbaselines.core.evaluate import evaluate_checkpoint
+
+    marker = tmp_path / "ran"
+    path = _crafted(tmp_path / "x.ckpt", marker)
+    cfg = OmegaConf.create({"ckpt_path": str(path), "paths": {"output_dir": str(tmp_path)}})
+    with pytest.raises(UnsafeCheckpointError, match="refused"):
+        evaluate_checkpoint(cfg)  # before the config's data or model is looked at
+    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+    try:
+        from generate import load_generator
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "scripts"))
+    with pytest.raises(UnsafeCheckpointError, match="refused"):
+        load_generator(path)
+    assert not marker.exists()
