@@ -1,7 +1,7 @@
 """Check a dataset before training on it: counts, and every problem with its file and reason.
 
     python scripts/check_dataset.py data=kface data.root=/data/kface [report_path=report.json]
-    python scripts/check_dataset.py data=kface data.root=/data/kface data.cameras=all
+    python scripts/check_dataset.py data=kface data.root=/data/kface data.cameras=all workers=16
 
 Builds (or loads) the dataset's index, generating the synthetic twin first when the data config
 asks for it, prints the counts and every problem as ``file: reason``, writes the report as JSON
@@ -30,7 +30,7 @@ def check(cfg: DictConfig) -> DatasetReport:
     """Index the configured dataset (generating a synthetic one if configured) and report on it."""
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
-    return datamodule.check()
+    return datamodule.check(workers=cfg.workers)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="check_dataset")

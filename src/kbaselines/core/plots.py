@@ -9,8 +9,6 @@ threads.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_auc_score, roc_curve
+
+from kbaselines.core.io import atomic_file
 
 __all__ = ["DPI", "FAR_FLOOR", "FIGSIZE", "plot_roc", "save_figure"]
 
@@ -32,17 +32,10 @@ DPI = 120
 def save_figure(figure: Figure, path: Path, dpi: int = DPI) -> Path:
     """Write ``figure`` as a PNG through a temporary file and a rename (a reader never sees half
     a picture), on its own Agg canvas (pyplot's state is left alone)."""
-    path = Path(path)
     FigureCanvasAgg(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(handle)
-    try:
-        figure.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_file(path, "wb") as file:
+        figure.savefig(file, format="png", dpi=dpi)
+    return Path(path)
 
 
 def plot_roc(

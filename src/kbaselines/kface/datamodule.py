@@ -304,7 +304,7 @@ class KFaceDataModule(FoldDataModule):
 
     # -- loaders ----------------------------------------------------------------------------------
     # -- checking a tree --------------------------------------------------------------------------
-    def check(self) -> DatasetReport:
+    def check(self, workers: int | None = None) -> DatasetReport:
         """Counts and problems of the whole tree, and the size of the configured selection.
 
         A selection that comes out empty is reported as a problem of the tree folder.

@@ -360,7 +360,7 @@ class MammoDataModule(FoldDataModule):
         )
 
     # -- checking ---------------------------------------------------------------------------------
-    def check(self) -> DatasetReport:
+    def check(self, workers: int | None = None) -> DatasetReport:
         """Counts (cases per class, views, BI-RADS, lesions, sizes, devices) and every problem."""
         index = self.index
         self._record_decoding_failures(index)

@@ -386,7 +386,7 @@ class PoseDataModule(FoldDataModule):
         return people
 
     # -- checking ---------------------------------------------------------------------------------
-    def check(self) -> DatasetReport:
+    def check(self, workers: int | None = None) -> DatasetReport:
         """Counts (images, people, joints, actions, cameras, 3D coverage) and every problem."""
         samples = self._read()
         images = {image.img_no: image for _, image in samples.values()}

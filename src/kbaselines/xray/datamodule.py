@@ -266,7 +266,7 @@ class XrayDataModule(FoldDataModule):
         )
 
     # -- checking a dataset -----------------------------------------------------------------------
-    def check(self) -> DatasetReport:
+    def check(self, workers: int | None = None) -> DatasetReport:
         """Counts per category, scanner, scenario and family, empty scans, changed boxes, problems."""
         found = self.annotations
         images = found.images

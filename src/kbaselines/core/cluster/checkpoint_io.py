@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from kbaselines.core.io import atomic_file
 
 __all__ = [
     "PREVIOUS_SUFFIX",
@@ -82,19 +83,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{type(self).__name__} takes no storage_options (got {storage_options!r})"
             )
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            if path.name in self.keep_previous and path.exists():
+        previous = path.name in self.keep_previous and path.exists()
+        with atomic_file(path, "wb", fsync=True) as file:
+            torch.save(checkpoint, file)
+            if previous:
+                # the new file is complete: keep the old one as last-prev before the rename
                 os.replace(path, previous_path(path))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         fsync_dir(path.parent)
         log.debug("Checkpoint written atomically: %s", path)
 

@@ -248,10 +248,12 @@ def _sorted(values: np.ndarray) -> list[str]:
 
 
 def check_no_leakage(splits: Splits, table: SampleTable) -> None:
-    """Fail loudly when a group is shared between parts, or a sample is lost or doubled.
+    """Fail loudly when a group is shared between parts, a sample is lost or doubled, or (when the
+    table has content digests) one image sits in two parts under two paths or two groups.
 
     Raises:
-        LeakageError: naming the fold, the parts and a few of the shared groups.
+        LeakageError: naming the fold, the parts and a few of the shared groups, or both paths
+            of a shared image.
     """
     group_of = dict(zip(table.ids, table.groups, strict=True))
     unknown = [
@@ -273,6 +275,7 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
                         f"fold {fold.index}: {len(shared)} groups in both {name_a} and {name_b}, "
                         f"e.g. {sorted(shared)[:5]}"
                     )
+        _check_shared_content(fold.index, parts, table)
         tested.extend(fold.test)
     expected = sorted(set(table.ids) - set(splits.heldout))
     if splits.scheme in COVERING_SCHEMES and sorted(tested) != expected:
@@ -282,6 +285,27 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
         )
     if heldout_groups & {group_of[i] for i in tested}:
         raise LeakageError("a held-out test group also appears in a cross-validation fold")
+
+
+def _check_shared_content(fold: int, parts: dict[str, list[str]], table: SampleTable) -> None:
+    """Refuse a fold whose parts hold byte-identical files (a linked folder, a copied image)."""
+    if table.digests is None or table.files is None:
+        return
+    row = {sample: position for position, sample in enumerate(table.ids)}
+    first_seen: dict[str, tuple[str, str]] = {}
+    for part, ids in parts.items():
+        for sample in ids:
+            position = row[sample]
+            for file, digest in zip(table.files[position], table.digests[position], strict=True):
+                if not digest:
+                    continue
+                seen = first_seen.setdefault(digest, (part, file))
+                if seen[0] != part:
+                    raise LeakageError(
+                        f"fold {fold}: {seen[1]} ({seen[0]}) and {file} ({part}) are the same "
+                        "image (byte-identical: a linked or copied file under two groups); "
+                        "remove one copy (python scripts/check_dataset.py lists them all)"
+                    )
 
 
 def fold_indices(splits: Splits, fold: int | None) -> Sequence[int]:

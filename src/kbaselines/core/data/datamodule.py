@@ -124,8 +124,11 @@ class FoldDataModule(pl.LightningDataModule):
         """The data-derived facts the task is built with (valid after ``setup()``)."""
         return DataInfo()
 
-    def check(self) -> DatasetReport:
-        """Counts and problems of the selected data (``scripts/check_dataset.py``)."""
+    def check(self, workers: int | None = None) -> DatasetReport:
+        """Counts and problems of the selected data (``scripts/check_dataset.py``): every
+        selected file opened and decoded (``workers`` threads, default one per core), boxes and
+        keypoints against their image's size, empty folders and dangling links, and the content
+        audit (one file under two paths, one image in two groups)."""
         raise NotImplementedError(f"{type(self).__name__} must define check()")
 
     # -- shared helpers ---------------------------------------------------------------------------

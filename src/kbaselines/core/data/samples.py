@@ -23,12 +23,19 @@ class SampleTable:
         labels: the stratification label of each sample, or ``None`` when the task has none.
         domains: the domain of each sample (``leave_one_group_out`` tests one domain per fold),
             or ``None``.
+        files: the files each sample reads (root-relative or absolute), to name them when the
+            content check finds one image in two parts; or ``None``.
+        digests: the content digest of each of those files
+            (:func:`~kbaselines.core.data.integrity.inspect_files`), in the same order; the split's
+            leakage check refuses a fold whose parts share one; or ``None``.
     """
 
     ids: list[str]
     groups: list[str]
     labels: list[str] | None = None
     domains: list[str] | None = None
+    files: list[tuple[str, ...]] | None = None
+    digests: list[tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.groups):
@@ -37,6 +44,13 @@ class SampleTable:
             raise ValueError(f"{len(self.ids)} ids but {len(self.labels)} labels")
         if self.domains is not None and len(self.domains) != len(self.ids):
             raise ValueError(f"{len(self.ids)} ids but {len(self.domains)} domains")
+        if (self.files is None) != (self.digests is None):
+            raise ValueError("SampleTable files and digests go together: give both or neither")
+        if self.files is not None and self.digests is not None:
+            if len(self.files) != len(self.ids) or len(self.digests) != len(self.ids):
+                raise ValueError(f"{len(self.ids)} ids but {len(self.files)} file lists")
+            if any(len(f) != len(d) for f, d in zip(self.files, self.digests, strict=True)):
+                raise ValueError("each sample needs one digest per file")
         if list(self.ids) != sorted(self.ids):
             raise ValueError("SampleTable ids must be sorted so that every rank splits alike")
         if len(set(self.ids)) != len(self.ids):
