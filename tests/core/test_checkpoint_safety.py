@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from kbaselines.core.cluster.checkpoint_io import UnsafeCheckpointError, load_checkpoint
-from kbaselines.core.cluster.resume import resume_checkpoint
+from kbaselines.core.cluster.resume import ResumeError, resume_checkpoint
 from kbaselines.core.config import PROJECT_ROOT
 
 
@@ -47,10 +48,31 @@ def test_load_checkpoint_refuses_it_naming_the_file(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_resume_skips_a_planted_last_checkpoint(tmp_path: Path) -> None:
+def test_resume_refuses_a_planted_last_checkpoint_instead_of_starting_over(
+    tmp_path: Path,
+) -> None:
     marker = tmp_path / "ran"
-    _crafted(tmp_path / "fold_0" / "checkpoints" / "last.ckpt", marker)
-    assert resume_checkpoint(tmp_path / "fold_0") is None
+    planted = _crafted(tmp_path / "fold_0" / "checkpoints" / "last.ckpt", marker)
+    with pytest.raises(ResumeError) as error:
+        resume_checkpoint(tmp_path / "fold_0")
+    message = str(error.value)
+    assert f"{planted}: {planted} was refused" in message
+    assert "To start this fold over, move these files out of" in message
+    assert not marker.exists()
+
+
+def test_resume_falls_back_past_a_planted_checkpoint_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = tmp_path / "ran"
+    good = tmp_path / "fold_0" / "checkpoints" / "last-prev.ckpt"
+    good.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}, "loops": {}}, good)
+    os.utime(good, ns=(1, 1))
+    planted = _crafted(tmp_path / "fold_0" / "checkpoints" / "last.ckpt", marker)
+    with caplog.at_level("WARNING"):
+        assert resume_checkpoint(tmp_path / "fold_0") == good
+    assert str(planted) in caplog.text and "was refused" in caplog.text
     assert not marker.exists()
 
 
