@@ -94,3 +94,14 @@ def test_eval_and_generate_refuse_it(tmp_path: Path) -> None:
     with pytest.raises(UnsafeCheckpointError, match="refused"):
         load_generator(path)
     assert not marker.exists()
+
+
+def test_model_weights_refuse_it(tmp_path: Path) -> None:
+    from kbaselines.core.weights import read_state_dict
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "LightCNN_9Layers_checkpoint.pth.tar"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": _Payload(marker)}, path)
+    with pytest.raises(ValueError, match=r"LightCNN_9Layers_checkpoint\.pth\.tar"):
+        read_state_dict(path)
+    assert not marker.exists()

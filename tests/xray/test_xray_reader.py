@@ -77,15 +77,15 @@ def test_names_hs_code_with_and_without_dot_and_dash() -> None:
 
 def test_coco_reader_boxes_polygons_clipping_dropping(xray_files, tmp_path: Path) -> None:
     found = read_annotations(_coco_tree(xray_files, tmp_path), "coco")
-    assert not found.problems
+    assert not found.every_problem
     assert [i.path for i in found.images] == sorted([USB, USB_UNDOTTED, GUN])
     by_path = {i.path: i for i in found.images}
     assert by_path[USB].objects[0].box == (10.0, 10.0, 30.0, 20.0)
     assert by_path[USB_UNDOTTED].objects[0].box == (5.0, 6.0, 25.0, 16.0)
     assert by_path[GUN].objects[0].box == (50.0, 40.0, 64.0, 48.0)
     assert len(by_path[GUN].objects) == 1
-    assert found.clipped == ["annotations.json [annotation 3]"]
-    assert found.dropped == ["annotations.json [annotation 4]"]
+    assert found.clipped == ["annotations.json [annotations[2]]"]
+    assert found.dropped == ["annotations.json [annotations[3]]"]
     assert found.categories == ["Gun", "USB"]
     # both spellings of one HS code: one physical sample, one split group
     assert by_path[USB].group == by_path[USB_UNDOTTED].group
@@ -102,12 +102,11 @@ def test_coco_errors_name_file_and_annotation(
     xray_files, tmp_path: Path, annotation: dict, expected: str
 ) -> None:
     found = read_annotations(_coco_tree(xray_files, tmp_path, [annotation]), "coco")
-    assert len(found.problems) == 1
-    problem = found.problems[0]
-    assert problem.file == "annotations.json" and problem.record == "annotation 9"
+    (problem,) = found.every_problem
+    assert problem.file == "annotations.json" and problem.record == "annotations[0]"
     assert expected in problem.reason
     module = XrayDataModule(root=str(tmp_path))
-    with pytest.raises(XrayFormatError, match="annotation 9"):
+    with pytest.raises(XrayFormatError, match=r"annotations\.json \[annotations\[0\]\]"):
         module.sample_table()
 
 
@@ -120,8 +119,9 @@ def test_coco_missing_image_file_is_an_error(xray_files, tmp_path: Path) -> None
         "file_name": "H_9306.30-9000_003_0001.png",
     }
     found = read_annotations(_coco_tree(xray_files, tmp_path, [], [missing]), "coco")
-    assert [(p.file, p.record) for p in found.problems] == [("annotations.json", "image 4")]
-    assert "H_9306.30-9000_003_0001.png does not exist" in found.problems[0].reason
+    (problem,) = found.every_problem
+    assert (problem.file, problem.record) == ("annotations.json", "images[3]")
+    assert "H_9306.30-9000_003_0001.png does not exist" in problem.reason
 
 
 def test_voc_reader_mapping_and_names_without_sample_key(
@@ -137,7 +137,7 @@ def test_voc_reader_mapping_and_names_without_sample_key(
             )
         )
     found = read_annotations(tmp_path, "voc", category_map={"USB Metal": "USB"})
-    assert not found.problems and found.categories == ["USB"]
+    assert not found.every_problem and found.categories == ["USB"]
     assert found.images[0].objects[0].box == (46.0, 3.0, 50.0, 41.0)
     assert found.without_sample_key == 1
     module = XrayDataModule(
@@ -167,10 +167,8 @@ def test_unmapped_category_name_lists_known_names(xray_files, tmp_path: Path) ->
 def test_malformed_files_are_problems(xray_files, tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     found = read_annotations(tmp_path, "coco")
-    assert (
-        found.problems[0].file == "broken.json"
-        and "not a COCO annotation file" in found.problems[0].reason
-    )
+    assert found.problems[0].file == "broken.json"
+    assert "not a COCO annotation file" in found.problems[0].reason
     (tmp_path / "a.xml").write_text("<annotation><size>")
     assert read_annotations(tmp_path, "voc").problems[0].file == "a.xml"
 

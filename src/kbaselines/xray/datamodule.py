@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from torch.utils.data import Sampler, WeightedRandomSampler
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.integrity import audit_content, facts_cache_file, tree_problems
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.xray.dataset import XrayDataset, collate_detection
 from kbaselines.xray.reader import (
@@ -91,6 +93,10 @@ class XrayDataModule(FoldDataModule):
         stratify_key: ``category`` (each scan's main category) or None.
         domain_key: ``scanner``, ``scenario``, ``family`` or None: the domain of
             ``cv.scheme=leave_one_group_out`` (``scanner``: train on two makes, test the third).
+        cache_dir: where the facts of the opened images (size, decoded size, digest) are kept,
+            so that a second run only stats unchanged files; None: open every image every run.
+        skip_broken: leave out the images that cannot be used (unreadable, missing, a size or a
+            box that does not fit), counted and listed in a warning, instead of stopping.
     """
 
     def __init__(
@@ -114,6 +120,8 @@ class XrayDataModule(FoldDataModule):
         group_key: str = "sample",
         stratify_key: str | None = "category",
         domain_key: str | None = "scanner",
+        cache_dir: str | None = None,
+        skip_broken: bool = False,
     ) -> None:
         super().__init__(
             root=root,
@@ -144,6 +152,8 @@ class XrayDataModule(FoldDataModule):
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.domain_key = domain_key
+        self.cache_dir = cache_dir
+        self.skip_broken = skip_broken
         self._annotations: XrayAnnotations | None = None
 
     # -- the annotations --------------------------------------------------------------------------
@@ -154,7 +164,11 @@ class XrayDataModule(FoldDataModule):
 
     @property
     def annotations(self) -> XrayAnnotations:
-        """Every annotation of the root, read once (problems included, not raised)."""
+        """Every annotation of the root with its image opened, read once (problems included,
+        not raised)."""
+        return self._read()
+
+    def _read(self, workers: int | None = None) -> XrayAnnotations:
         if self._annotations is None:
             if self.root is None:
                 raise FileNotFoundError("set data.root to the X-ray dataset folder")
@@ -164,21 +178,41 @@ class XrayDataModule(FoldDataModule):
                 self.annotation_files,
                 self.category_map,
                 self.allowed_categories,
+                cache_file=facts_cache_file(self.cache_dir, self.root, "xray"),
+                workers=workers,
             )
         return self._annotations
 
     def images(self) -> list[XrayImage]:
-        """The usable images, sorted by path; clipped, dropped and ungrouped boxes are logged.
+        """The usable images, sorted by path; clipped, dropped and ungrouped boxes are logged,
+        and so are the images left out with ``skip_broken``.
 
         Raises:
-            XrayFormatError: the annotations have problems, each listed with file and record.
+            XrayFormatError: the annotations have problems, or images cannot be used and
+                ``skip_broken`` is false; each listed with file and record.
         """
         found = self.annotations
+        fix = (
+            f"Fix them (python scripts/check_dataset.py data=xray data.root={self.root} lists "
+            "every problem)"
+        )
         if found.problems:
             raise XrayFormatError(
                 f"{len(found.problems)} problems in the annotations under {found.root}:\n  "
-                f"{_listing(found.problems)}\nFix them (python scripts/check_dataset.py data=xray "
-                f"data.root={self.root} lists every problem)"
+                f"{_listing(found.problems)}\n{fix}; data.skip_broken does not cover these "
+                "(they concern whole annotation files or the settings)"
+            )
+        broken = [p for problems in found.broken.values() for p in problems]
+        if broken and not self.skip_broken:
+            raise XrayFormatError(
+                f"{len(found.broken)} images under {found.root} cannot be used:\n  "
+                f"{_listing(broken)}\n{fix}, or set data.skip_broken=true to leave them out"
+            )
+        if broken:
+            log.warning(
+                "%d images left out (data.skip_broken=true):\n  %s",
+                len(found.broken),
+                _listing(broken),
             )
         for kind, where in (
             ("clipped to the image", found.clipped),
@@ -205,11 +239,14 @@ class XrayDataModule(FoldDataModule):
         domains = None
         if self.domain_key is not None:
             domains = [str(getattr(i.name, self.domain_key)) for i in images]
+        facts = self.annotations.facts
         return SampleTable(
             ids=[i.path for i in images],
             groups=[self._group(i) for i in images],
             labels=labels,
             domains=domains,
+            files=[(i.path,) for i in images],
+            digests=[(facts[self.annotations.file(i.path)].digest,) for i in images],
         )
 
     # -- categories -------------------------------------------------------------------------------
@@ -267,11 +304,17 @@ class XrayDataModule(FoldDataModule):
 
     # -- checking a dataset -----------------------------------------------------------------------
     def check(self, workers: int | None = None) -> DatasetReport:
-        """Counts per category, scanner, scenario and family, empty scans, changed boxes, problems."""
-        found = self.annotations
+        """Counts per category, scanner, scenario and family, empty scans, changed boxes; every
+        problem: of the annotation files, of each image (opened by ``workers`` threads), empty
+        folders and dangling links, one image under two paths or in two groups."""
+        found = self._read(workers)
         images = found.images
         objects = Counter(o.category for i in images for o in i.objects)
         counts: dict[str, dict[str, int] | int] = {
+            "annotation files": found.annotation_files,
+            "image files opened": len(found.facts),
+            "image files unreadable": sum(1 for f in found.facts.values() if not f.ok),
+            "images that cannot be used": len(found.broken),
             "images": len(images),
             "objects": sum(objects.values()),
             "objects per category": dict(sorted(objects.items())),
@@ -284,7 +327,23 @@ class XrayDataModule(FoldDataModule):
         counts["physical samples"] = len({i.group for i in images if i.name.sample_key})
         counts["boxes clipped"] = len(found.clipped)
         counts["boxes dropped (zero area)"] = len(found.dropped)
-        problems = list(found.problems)
+        problems = found.every_problem
         problems += [Problem(w, "box clipped to the image") for w in found.clipped]
         problems += [Problem(w, "zero-area box dropped") for w in found.dropped]
+        reported = {p.file for p in problems}  # an annotated dangling link is reported already
+        problems += [
+            p for p in tree_problems(found.root, skip=self._is_cache) if p.file not in reported
+        ]
+        problems += audit_content(
+            {i.path: [found.file(i.path)] for i in images},
+            {i.path: self._group(i) for i in images},
+            found.facts,
+            found.root,
+        )
         return DatasetReport("X-ray baggage", str(found.root), counts, problems)
+
+    def _is_cache(self, folder: str) -> bool:
+        """True for the cache folder when it lies inside the root (not a dataset folder)."""
+        if self.cache_dir is None or self.root is None:
+            return False
+        return (Path(self.root) / folder).resolve() == Path(self.cache_dir).resolve()

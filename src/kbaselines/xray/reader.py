@@ -1,11 +1,24 @@
 """Read X-ray annotations (COCO JSON polygons/boxes or Pascal VOC XML rectangles) into one form.
 
-Both kinds become :class:`XrayImage` records (path relative to the root, size, what the path says,
-boxes ``x_min, y_min, x_max, y_max`` in pixels with a unified category name). Nothing is dropped
-silently: a box partly outside its image is clipped and a zero-area box dropped, both listed in
-:attr:`XrayAnnotations.clipped` / ``dropped``; an unknown category, an annotation of a missing
-image or a missing image file is a :class:`~kbaselines.core.data.dataset_report.Problem` naming the
-annotation file and the record, which the DataModule raises and ``check()`` reports.
+Both kinds become :class:`XrayImage` records (path relative to the root, decoded size, what the
+path says, boxes ``x_min, y_min, x_max, y_max`` in pixels with a unified category name).
+
+Every record is validated against its format's schema (:class:`CocoImage`,
+:class:`CocoCategory`, :class:`CocoAnnotation`, :class:`VocAnnotation`, :class:`VocObject`) and
+every problem is reported with the file, the record (``images[3]``, ``annotations[7]``,
+``object 2``) and the key. Every annotated image is then opened and decoded
+(:func:`~kbaselines.core.data.integrity.inspect_files`, in parallel, its facts cached by size and
+modification time), and the boxes are checked against the decoded size, not only the declared one.
+
+Nothing is dropped silently: a box partly outside its image is clipped and a zero-area box dropped,
+both listed in :attr:`XrayAnnotations.clipped` / ``dropped``. Problems come in two kinds:
+:attr:`XrayAnnotations.broken` are problems of one image (unreadable, missing, a size or a box
+that does not fit it), which ``data.skip_broken=true`` leaves out; :attr:`XrayAnnotations.problems`
+concern a whole annotation file or the settings (malformed file, unknown category name, an
+annotation of an image the file does not have) and always stop the run.
+
+The annotation files themselves are read again on every run (nothing of them is cached), so an
+edit is always seen; only the image facts are cached.
 """
 
 from __future__ import annotations
@@ -15,16 +28,29 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, StrictInt, StrictStr
 from tqdm.auto import tqdm
 
 from kbaselines.core.data.dataset_report import Problem
+from kbaselines.core.data.integrity import FileFacts, inspect_files
+from kbaselines.core.data.schema import (
+    RecordSchema,
+    require_list,
+    validate_record,
+    validate_records,
+)
 from kbaselines.xray.names import ImageName, parse_image_path
 
 __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
+    "CocoAnnotation",
+    "CocoCategory",
+    "CocoImage",
+    "VocAnnotation",
+    "VocObject",
     "XrayAnnotations",
     "XrayFormatError",
     "XrayImage",
@@ -35,7 +61,71 @@ __all__ = [
 FORMATS = ("coco", "voc")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
+Box = tuple[float, float, float, float]
+#: a COCO number: JSON numbers only (no strings, no NaN)
+Coordinate = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Pixels = Annotated[int, Field(strict=True, gt=0)]
 
+
+# -- the formats (xray.md) ------------------------------------------------------------------------
+class CocoImage(RecordSchema):
+    """``images[i]`` of a COCO file; ``path`` is where the annotator's copy lived."""
+
+    id: StrictInt
+    width: Pixels
+    height: Pixels
+    file_name: StrictStr
+    path: StrictStr | None = None
+
+
+class CocoCategory(RecordSchema):
+    """``categories[k]`` of a COCO file."""
+
+    id: StrictInt
+    name: StrictStr
+
+
+class CocoAnnotation(RecordSchema):
+    """``annotations[j]`` of a COCO file: a ``bbox`` ``[x, y, width, height]`` or polygons."""
+
+    id: StrictInt
+    image_id: StrictInt
+    category_id: StrictInt
+    bbox: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = None
+    segmentation: list[list[Coordinate]] | None = None
+
+
+class VocSize(RecordSchema):
+    """``<size>`` of a VOC file (XML text: numbers are parsed from it)."""
+
+    width: Annotated[int, Field(gt=0)]
+    height: Annotated[int, Field(gt=0)]
+
+
+class VocAnnotation(RecordSchema):
+    """The ``<annotation>`` of a VOC file, without its objects."""
+
+    size: VocSize
+    filename: str | None = None
+
+
+class VocBox(RecordSchema):
+    """``<bndbox>`` of a VOC object."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+
+class VocObject(RecordSchema):
+    """``<object>`` of a VOC file."""
+
+    name: Annotated[str, Field(min_length=1)]
+    bndbox: VocBox
+
+
+# -- the records ----------------------------------------------------------------------------------
 class XrayFormatError(ValueError):
     """Annotations that cannot be used as they are; the message lists the files and records."""
 
@@ -44,7 +134,7 @@ class XrayFormatError(ValueError):
 class XrayObject:
     """One annotated item: its box ``(x_min, y_min, x_max, y_max)`` in pixels and category name."""
 
-    box: tuple[float, float, float, float]
+    box: Box
     category: str
 
 
@@ -54,7 +144,7 @@ class XrayImage:
 
     Args:
         path: the image, relative to the dataset root (POSIX separators); the sample id.
-        width: image width in pixels, from the annotation.
+        width: image width in pixels, decoded (equal to the annotation's).
         height: image height in pixels.
         name: scanner, scenario and item numbers from the path.
         objects: the items, after clipping and dropping.
@@ -82,15 +172,20 @@ class XrayImage:
 class XrayAnnotations:
     """Everything read from a dataset root.
 
-    ``clipped`` and ``dropped`` name each changed box as ``file [annotation]``; ``problems`` are
-    what must be fixed before training.
+    ``clipped`` and ``dropped`` name each changed box as ``file [record]``. ``problems`` concern
+    whole annotation files or the settings; ``broken`` maps each image that cannot be used
+    (relative path, or where its record is when the file is not found) to its problems. ``facts``
+    are the decoded image files by absolute path (:meth:`file`).
     """
 
     root: Path
     images: list[XrayImage] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    broken: dict[str, list[Problem]] = field(default_factory=dict)
     clipped: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    annotation_files: int = 0
 
     @property
     def categories(self) -> list[str]:
@@ -101,6 +196,15 @@ class XrayAnnotations:
     def without_sample_key(self) -> int:
         """Images whose name carries no HS code and sample (grouped by themselves)."""
         return sum(1 for image in self.images if image.name.sample_key is None)
+
+    @property
+    def every_problem(self) -> list[Problem]:
+        """The file and settings problems, then every broken image's."""
+        return self.problems + [p for found in self.broken.values() for p in found]
+
+    def file(self, path: str) -> str:
+        """The key of an image (relative path) in :attr:`facts`."""
+        return str(self.root / path)
 
 
 class _Categories:
@@ -120,218 +224,358 @@ class _Categories:
         return unified
 
 
-def _clip(
-    box: Sequence[float], width: int, height: int
-) -> tuple[tuple[float, float, float, float], bool]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    clipped = (
-        min(max(x0, 0.0), width),
-        min(max(y0, 0.0), height),
-        min(max(x1, 0.0), width),
-        min(max(y1, 0.0), height),
-    )
-    return clipped, clipped != (x0, y0, x1, y1)
+@dataclass
+class _Scan:
+    """One image record as read from its annotation file, before its image is opened.
+
+    ``record`` is the image's record (``images[3]``; VOC: ``size``); ``boxes`` are
+    ``(record, box, category name)``; ``problems`` are this image's own.
+    """
+
+    image: Path | None
+    label: str
+    source: Path
+    record: str
+    declared: tuple[int, int]
+    boxes: list[tuple[str, Box, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 class _Builder:
-    """Collects images, problems and the clipped/dropped lists while the files are read."""
+    """Collects the scans and problems while the files are read, then opens the images."""
 
     def __init__(self, root: Path, categories: _Categories) -> None:
         self.result = XrayAnnotations(root=root)
         self.categories = categories
+        self.scans: list[_Scan] = []
         self.seen: dict[str, str] = {}
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.result.root).as_posix()
 
-    def problem(self, file: Path, reason: str, record: str | None = None) -> None:
-        self.result.problems.append(Problem(self.relative(file), reason, record))
+    def problem(self, file: Path, reason: str, record: str | None = None) -> Problem:
+        return Problem(self.relative(file), reason, record)
 
-    def add_object(
-        self,
-        objects: list[XrayObject],
-        source: Path,
-        record: str,
-        box: Sequence[float],
-        width: int,
-        height: int,
-        category: str,
-    ) -> None:
-        """Clip the box to the image, drop it when nothing is left, else keep it."""
-        try:
-            name = self.categories(category)
-        except KeyError as error:
-            self.problem(source, str(error.args[0]), record)
-            return
-        where = f"{self.relative(source)} [{record}]"
-        box, changed = _clip(box, width, height)
-        if box[2] <= box[0] or box[3] <= box[1]:
-            self.result.dropped.append(where)
-            return
-        if changed:
-            self.result.clipped.append(where)
-        objects.append(XrayObject(box, name))
+    def finish(self, facts: Mapping[str, FileFacts]) -> None:
+        """Check every scan against its decoded image; keep it, or list it as broken."""
+        self.result.facts = dict(facts)
+        for scan in self.scans:
+            fact = None if scan.image is None else facts[str(scan.image)]
+            if fact is not None and not fact.ok:
+                scan.problems.append(self.problem(scan.image, fact.error))
+            objects = [] if fact is None or not fact.ok else self._objects(scan, fact)
+            if scan.problems:
+                self.result.broken.setdefault(scan.label, []).extend(scan.problems)
+            else:
+                self._add_image(scan, fact, objects)
+        self.result.images.sort(key=lambda image: image.path)
 
-    def add_image(
-        self, path: Path, width: int, height: int, objects: list[XrayObject], source: Path
-    ) -> None:
-        relative = self.relative(path)
+    def _objects(self, scan: _Scan, fact: FileFacts) -> list[XrayObject]:
+        """The scan's boxes against the decoded size: a declared size that differs, a negative
+        box or one wholly outside the image is a problem; partly outside is clipped; zero area is
+        dropped."""
+        size = (fact.width, fact.height)
+        if scan.declared != size:
+            scan.problems.append(
+                self.problem(
+                    scan.source,
+                    f"declares a {scan.declared[0]}x{scan.declared[1]} image but "
+                    f"{self.relative(scan.image)} is {size[0]}x{size[1]}: fix the width and height",
+                    scan.record,
+                )
+            )
+        objects = []
+        for record, box, category in scan.boxes:
+            where = f"{self.relative(scan.source)} [{record}]"
+            try:
+                name = self.categories(category)
+            except KeyError as error:
+                self.result.problems.append(self.problem(scan.source, error.args[0], record))
+                continue
+            x0, y0, x1, y1 = box
+            if x1 < x0 or y1 < y0:
+                scan.problems.append(
+                    self.problem(
+                        scan.source,
+                        f"box {_show(box)} has a negative width or height (x_min > x_max or "
+                        "y_min > y_max): fix the box",
+                        record,
+                    )
+                )
+                continue
+            if x1 == x0 or y1 == y0:
+                self.result.dropped.append(where)
+                continue
+            clipped = (min(max(x0, 0.0), size[0]), min(max(y0, 0.0), size[1]))
+            clipped += (min(max(x1, 0.0), size[0]), min(max(y1, 0.0), size[1]))
+            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+                scan.problems.append(
+                    self.problem(
+                        scan.source,
+                        f"box {_show(box)} lies outside the {size[0]}x{size[1]} image "
+                        f"{self.relative(scan.image)}: fix the box or the image it belongs to",
+                        record,
+                    )
+                )
+                continue
+            if clipped != box:
+                self.result.clipped.append(where)
+            objects.append(XrayObject(clipped, name))
+        return objects
+
+    def _add_image(self, scan: _Scan, fact: FileFacts, objects: list[XrayObject]) -> None:
+        relative = self.relative(scan.image)
+        source = self.relative(scan.source)
         if relative in self.seen:
-            self.problem(
-                source,
-                f"image {relative} is annotated here and in {self.seen[relative]}: "
-                "keep one annotation of each image",
+            self.result.problems.append(
+                Problem(
+                    source,
+                    f"image {relative} is annotated here and in {self.seen[relative]}: "
+                    "keep one annotation of each image",
+                    scan.record,
+                )
             )
             return
-        self.seen[relative] = self.relative(source)
+        self.seen[relative] = source
         self.result.images.append(
             XrayImage(
                 relative,
-                width,
-                height,
+                fact.width,
+                fact.height,
                 parse_image_path(relative),
                 tuple(objects),
-                self.relative(source),
+                source,
             )
         )
 
 
-def _resolve_coco_image(root: Path, json_file: Path, image: Mapping[str, Any]) -> Path | None:
+def _show(box: Box) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box) + "]"
+
+
+def _exists(path: Path) -> bool:
+    """A file or a link (a dangling link is found here and reported as one when opened)."""
+    return path.is_file() or path.is_symlink()
+
+
+def _beside(annotation_file: Path, name: str) -> Path | None:
+    """The file ``name`` (relative, e.g. ``x.png`` or ``USB/x.png``) in the annotation file's
+    folder when it is there; an absolute name or one going up is not looked for (it would
+    leave the root)."""
+    relative = PurePosixPath(name)
+    if not name or relative.is_absolute() or ".." in relative.parts:
+        return None
+    candidate = annotation_file.parent / relative
+    return candidate if _exists(candidate) else None
+
+
+# -- COCO -----------------------------------------------------------------------------------------
+def _resolve_coco_image(root: Path, json_file: Path, image: CocoImage) -> Path | None:
     """The image file of a COCO image record: the longest tail of ``path`` found under the root
     (the ``path`` is where the annotator's copy lived), else ``file_name`` beside the JSON."""
-    parts = PurePosixPath(str(image.get("path") or "")).parts
+    parts = PurePosixPath(image.path or "").parts
     for start in range(len(parts)):
         candidate = root.joinpath(*parts[start:])
-        if parts[start] != "/" and candidate.is_file():
+        if parts[start] != "/" and _exists(candidate):
             return candidate
-    if image.get("file_name"):
-        candidate = json_file.parent / str(image["file_name"])
-        if candidate.is_file():
-            return candidate
-    return None
+    return _beside(json_file, image.file_name)
+
+
+def _duplicate(file: str, what: str, index: int, first: int, record_id: int) -> Problem:
+    return Problem(
+        file,
+        f"id {record_id} is also the id of {what}[{first}]: ids must be unique in a file",
+        f"{what}[{index}]",
+    )
+
+
+def _raw_id(raw: Any, key: str) -> int | None:
+    """``raw[key]`` when it is an integer (the record may be invalid otherwise)."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value if type(value) is int else None
 
 
 def _read_coco(builder: _Builder, json_file: Path) -> None:
-    root = builder.result.root
+    name = builder.relative(json_file)
+    problems = builder.result.problems
     try:
         data = json.loads(json_file.read_text())
-        categories = {int(c["id"]): str(c["name"]) for c in data["categories"]}
-        images = {int(i["id"]): i for i in data["images"]}
-        annotations = list(data["annotations"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        builder.problem(
-            json_file,
-            f"not a COCO annotation file ({type(error).__name__}: {error}): it needs 'images', "
-            "'categories' and 'annotations' lists as in xray.md",
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        problems.append(
+            Problem(
+                name,
+                f"not a COCO annotation file ({type(error).__name__}: {error}): it needs "
+                "'images', 'categories' and 'annotations' lists as in xray.md",
+            )
         )
         return
-    objects: dict[int, list[XrayObject]] = {i: [] for i in images}
-    for annotation in annotations:
-        record = f"annotation {annotation.get('id')}"
-        image_id = annotation.get("image_id")
-        if image_id not in images:
-            builder.problem(
-                json_file,
-                f"image_id {image_id} is not in this file's images: add the image record or "
-                "remove the annotation",
-                record,
+    lists, missing = {}, []
+    for key in ("images", "categories", "annotations"):
+        lists[key], found = require_list(data, key, name)
+        missing += found
+    if missing:
+        problems += missing
+        return
+    scans: dict[int, tuple[int, _Scan]] = {}
+    for index, raw in enumerate(lists["images"]):
+        scan = _coco_scan(builder, json_file, index, raw)
+        image_id = _raw_id(raw, "id")
+        if image_id in scans:
+            problems.append(_duplicate(name, "images", index, scans[image_id][0], image_id))
+        elif image_id is not None:
+            scans[image_id] = (index, scan)
+    categories: dict[int, tuple[int, str]] = {}
+    valid, found = validate_records(CocoCategory, lists["categories"], name, "categories")
+    problems += found
+    for index, category in valid:
+        if category.id in categories:
+            problems.append(
+                _duplicate(name, "categories", index, categories[category.id][0], category.id)
             )
+        else:
+            categories[category.id] = (index, category.name)
+    for index, raw in enumerate(lists["annotations"]):
+        record = f"annotations[{index}]"
+        annotation, found = validate_record(CocoAnnotation, raw, name, record)
+        image_id = _raw_id(raw, "image_id")
+        if image_id not in scans:
+            problems += found
+            if image_id is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        f"image_id {image_id} is not in this file's images: add the image record "
+                        "or remove the annotation",
+                        record,
+                    )
+                )
             continue
-        if annotation.get("category_id") not in categories:
-            builder.problem(
-                json_file,
-                f"category_id {annotation.get('category_id')} is not in this file's categories "
-                f"({', '.join(f'{k}={v}' for k, v in sorted(categories.items()))})",
-                record,
+        # a bad annotation of a known image is that image's problem (skip_broken leaves it out)
+        scan = scans[image_id][1]
+        scan.problems += found
+        if annotation is None:
+            continue
+        if annotation.category_id not in categories:
+            known = ", ".join(f"{k}={c}" for k, (_, c) in sorted(categories.items()))
+            scan.problems.append(
+                Problem(
+                    name,
+                    f"category_id {annotation.category_id} is not in this file's categories "
+                    f"({known})",
+                    record,
+                )
             )
             continue
         box = _coco_box(annotation)
         if box is None:
-            builder.problem(json_file, "has neither a bbox nor a polygon segmentation", record)
-            continue
-        image = images[image_id]
-        builder.add_object(
-            objects[image_id],
-            json_file,
-            record,
-            box,
-            int(image["width"]),
-            int(image["height"]),
-            categories[annotation["category_id"]],
-        )
-    for image_id, image in images.items():
-        path = _resolve_coco_image(root, json_file, image)
-        if path is None:
-            builder.problem(
-                json_file,
-                f"image file {image.get('path') or image.get('file_name')} does not exist under "
-                f"{root}: copy it there (<scanner>/<category>/<scenario>/<name>.png) or remove "
-                "its record",
-                f"image {image_id}",
+            scan.problems.append(
+                Problem(name, "has neither a bbox nor a polygon segmentation", record)
             )
             continue
-        builder.add_image(
-            path, int(image["width"]), int(image["height"]), objects[image_id], json_file
+        scan.boxes.append((record, box, categories[annotation.category_id][1]))
+
+
+def _coco_scan(builder: _Builder, json_file: Path, index: int, raw: Any) -> _Scan:
+    """The scan of ``images[index]``, its image file found (or a problem saying where not)."""
+    root = builder.result.root
+    record = f"images[{index}]"
+    where = f"{builder.relative(json_file)} [{record}]"
+    image, found = validate_record(CocoImage, raw, builder.relative(json_file), record)
+    if image is None:
+        scan = _Scan(None, where, json_file, record, (0, 0), problems=found)
+    else:
+        path = _resolve_coco_image(root, json_file, image)
+        scan = _Scan(
+            path,
+            builder.relative(path) if path else where,
+            json_file,
+            record,
+            (image.width, image.height),
         )
+        if path is None:
+            scan.problems.append(
+                builder.problem(
+                    json_file,
+                    f"image file {image.path or image.file_name} does not exist under {root}: "
+                    "copy it there (<scanner>/<category>/<scenario>/<name>.png) or remove its "
+                    "record",
+                    record,
+                )
+            )
+    builder.scans.append(scan)
+    return scan
 
 
-def _coco_box(annotation: Mapping[str, Any]) -> list[float] | None:
-    """``[x_min, y_min, x_max, y_max]`` from the bbox, else around the polygons."""
-    if annotation.get("bbox"):
-        x, y, w, h = (float(v) for v in annotation["bbox"])
-        return [x, y, x + w, y + h]
-    polygons = annotation.get("segmentation")
-    if isinstance(polygons, list) and polygons and all(isinstance(p, list) for p in polygons):
-        xs = [float(v) for p in polygons for v in p[0::2]]
-        ys = [float(v) for p in polygons for v in p[1::2]]
-        if xs and ys:
-            return [min(xs), min(ys), max(xs), max(ys)]
+def _coco_box(annotation: CocoAnnotation) -> Box | None:
+    """``(x_min, y_min, x_max, y_max)`` from the bbox, else around the polygons."""
+    if annotation.bbox is not None:
+        x, y, w, h = annotation.bbox
+        return (x, y, x + w, y + h)
+    xs = [v for p in annotation.segmentation or [] for v in p[0::2]]
+    ys = [v for p in annotation.segmentation or [] for v in p[1::2]]
+    if xs and ys:
+        return (min(xs), min(ys), max(xs), max(ys))
     return None
 
 
+# -- Pascal VOC -----------------------------------------------------------------------------------
 def _voc_image(xml_file: Path, filename: str | None) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         candidate = xml_file.with_suffix(suffix)
-        if candidate.is_file():
+        if _exists(candidate):
             return candidate
-    if filename and (xml_file.parent / filename).is_file():
-        return xml_file.parent / filename
-    return None
+    return _beside(xml_file, filename or "")
+
+
+def _xml_record(element: ET.Element) -> dict[str, Any]:
+    """An element's children as a dict (text of leaves, nested dicts), for the schemas."""
+    return {
+        child.tag: _xml_record(child) if len(child) else (child.text or "").strip()
+        for child in element
+        if child.tag != "object"
+    }
 
 
 def _read_voc(builder: _Builder, xml_file: Path) -> None:
+    name = builder.relative(xml_file)
     try:
         tree = ET.parse(xml_file).getroot()
-        width = int(tree.findtext("size/width") or 0)
-        height = int(tree.findtext("size/height") or 0)
-        elements = tree.findall("object")
-    except (OSError, ET.ParseError, ValueError) as error:
-        builder.problem(xml_file, f"not a Pascal VOC XML file ({error})")
-        return
-    if width <= 0 or height <= 0:
-        builder.problem(xml_file, "<size> needs a positive <width> and <height>")
-        return
-    image = _voc_image(xml_file, tree.findtext("filename"))
-    if image is None:
-        builder.problem(
-            xml_file,
-            f"no image beside it (same name with {'/'.join(IMAGE_SUFFIXES)}, or the <filename> "
-            f"{tree.findtext('filename')!r}): add the image or remove the XML file",
+    except (OSError, ET.ParseError) as error:
+        builder.result.problems.append(
+            Problem(name, f"not a Pascal VOC XML file ({error}): fix or remove it")
         )
         return
-    objects: list[XrayObject] = []
-    for number, element in enumerate(elements):
+    header, found = validate_record(VocAnnotation, _xml_record(tree), name, "annotation")
+    if header is None:
+        builder.result.problems += found
+        return
+    image = _voc_image(xml_file, header.filename)
+    scan = _Scan(
+        image,
+        builder.relative(image) if image else name,
+        xml_file,
+        "size",
+        (header.size.width, header.size.height),
+    )
+    builder.scans.append(scan)
+    if image is None:
+        scan.problems.append(
+            Problem(
+                name,
+                f"no image beside it (same name with {'/'.join(IMAGE_SUFFIXES)}, or the "
+                f"<filename> {header.filename!r}): add the image or remove the XML file",
+            )
+        )
+    for number, element in enumerate(tree.findall("object")):
         record = f"object {number}"
-        try:
-            box = [float(element.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
-        except (TypeError, ValueError):
-            builder.problem(xml_file, "needs a <bndbox> with numeric xmin/ymin/xmax/ymax", record)
-            continue
-        name = (element.findtext("name") or "").strip()
-        builder.add_object(objects, xml_file, record, box, width, height, name)
-    builder.add_image(image, width, height, objects, xml_file)
+        item, found = validate_record(VocObject, _xml_record(element), name, record)
+        scan.problems += found
+        if item is not None:
+            box = item.bndbox
+            scan.boxes.append((record, (box.xmin, box.ymin, box.xmax, box.ymax), item.name))
 
 
+# -- a dataset root -------------------------------------------------------------------------------
 def _files(root: Path, kind: str, annotation_files: Iterable[str] | None) -> list[Path]:
     if annotation_files is not None:
         return [root / f for f in annotation_files]
@@ -345,8 +589,11 @@ def read_annotations(
     annotation_files: Sequence[str] | None = None,
     category_map: Mapping[str, str] | None = None,
     categories: Sequence[str] | None = None,
+    cache_file: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
 ) -> XrayAnnotations:
-    """Read every annotation file of a dataset root.
+    """Read every annotation file of a dataset root and open every image they annotate.
 
     Args:
         root: the dataset root (``<scanner>/<category>/<scenario>/<image>.png`` below it).
@@ -355,9 +602,12 @@ def read_annotations(
             (coco) or ``*.xml`` (voc) below the root.
         category_map: annotation name -> unified name (``{"USB Metal": "USB"}``).
         categories: the allowed unified names; None: whatever the annotations name.
+        cache_file: where the image facts are cached between runs (None: no cache).
+        workers: threads that open the images (None: one per core).
+        progress: show progress bars.
 
     Returns:
-        The images sorted by path, with problems and clipped/dropped boxes.
+        The usable images sorted by path, the broken ones, problems and clipped/dropped boxes.
     """
     root = Path(root)
     if kind not in FORMATS:
@@ -371,10 +621,28 @@ def read_annotations(
             Problem(str(root), f"no {kind} annotation files found: check data.annotation_format")
         )
     read = _read_coco if kind == "coco" else _read_voc
-    for file in tqdm(files, desc=f"Reading {kind} annotations", unit=" files", mininterval=2.0):
+    for file in tqdm(
+        files,
+        desc=f"Reading {kind} annotations",
+        unit=" files",
+        mininterval=2.0,
+        disable=not progress,
+    ):
         if not file.is_file():
-            builder.problem(file, "annotation file does not exist: fix data.annotation_files")
+            builder.result.problems.append(
+                Problem(str(file), "annotation file does not exist: fix data.annotation_files")
+            )
             continue
         read(builder, file)
-    builder.result.images.sort(key=lambda image: image.path)
+    builder.result.annotation_files = len(files)
+    images = [str(scan.image) for scan in builder.scans if scan.image is not None]
+    builder.finish(
+        inspect_files(
+            images,
+            cache_file=cache_file,
+            workers=workers,
+            progress=progress,
+            desc="Opening X-ray images",
+        )
+    )
     return builder.result

@@ -25,11 +25,42 @@ LABELS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "AR
 def score_files(
     gt: str | Path, pred: str | Path, iou_type: str = "bbox", backend: str = "faster_coco_eval"
 ) -> CocoEvaluation:
-    """The COCO evaluation of a results file against a ground-truth file."""
-    for role, path in (("gt", gt), ("pred", pred)):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{role}={path}: no such file")
-    return evaluate_coco(str(gt), str(pred), iou_type=iou_type, backend=backend)
+    """The COCO evaluation of a results file against a ground-truth file.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a file is not JSON of its kind, or results name images the ground truth does
+            not have (the COCO API would stop on a bare assertion).
+    """
+    ground_truth, results = (_load(role, path) for role, path in (("gt", gt), ("pred", pred)))
+    if not isinstance(ground_truth, dict) or not isinstance(ground_truth.get("images"), list):
+        raise ValueError(f"gt={gt}: not a COCO ground truth (an object with an 'images' list)")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise ValueError(f"pred={pred}: not COCO results (a list of objects with image_id ...)")
+    known = {image.get("id") for image in ground_truth["images"] if isinstance(image, dict)}
+    unknown = sorted(
+        {str(r.get("image_id")) for r in results if r.get("image_id") not in known},
+        key=lambda name: (len(name), name),
+    )
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise ValueError(
+            f"pred={pred} names image_id {shown}, which gt={gt} does not have among its "
+            f"{len(known)} images: score results against the ground truth they were made for "
+            "(a run's fold_<k>/coco_results_test.json with its coco_gt_test.json)"
+        )
+    return evaluate_coco(ground_truth, results, iou_type=iou_type, backend=backend)
+
+
+def _load(role: str, path: str | Path) -> object:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{role}={path}: no such file")
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{role}={path}: not JSON ({error})") from error
 
 
 def _names(gt: str | Path) -> dict[int, str]:

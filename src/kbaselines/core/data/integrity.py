@@ -124,10 +124,20 @@ def _inspect_one(path: str, decode: Decoder | None) -> FileFacts:
         reason = "is a dangling link" if os.path.islink(path) else "is missing"
         return FileFacts(0, 0, "", "", 0, 0, f"{reason}: restore the file or remove it")
     except OSError as error:
-        return FileFacts(0, 0, "", "", 0, 0, f"cannot be read ({error.strerror})")
+        return FileFacts(
+            0, 0, "", "", 0, 0, f"cannot be read ({error.strerror}): check its permissions"
+        )
     identity = f"{stat.st_dev}:{stat.st_ino}"
     if stat.st_size == 0:
-        return FileFacts(0, stat.st_mtime_ns, identity, "", 0, 0, "is empty (0 bytes)")
+        return FileFacts(
+            0,
+            stat.st_mtime_ns,
+            identity,
+            "",
+            0,
+            0,
+            "is empty (0 bytes); restore it from the delivery or remove it",
+        )
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -142,7 +152,7 @@ def _inspect_one(path: str, decode: Decoder | None) -> FileFacts:
         try:
             width, height = decode(data, os.path.splitext(path)[1].lower())
         except Exception as error:  # every decoder's failure is a fact about the file
-            error_text = f"cannot be decoded: {error}".rstrip()
+            error_text = f"cannot be decoded: {error}; restore it from the delivery or remove it"
     return FileFacts(stat.st_size, stat.st_mtime_ns, identity, digest, width, height, error_text)
 
 
