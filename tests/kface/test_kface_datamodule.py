@@ -200,7 +200,7 @@ def test_broken_files_stop_the_run_unless_skipped(broken: Path) -> None:
     with pytest.raises(KFaceFormatError) as caught:
         _module(broken).selected()
     message = str(caught.value)
-    assert "19062000/S001/L1/E01/C6.txt: face box '1 2 three 4'" in message
+    assert "19062000/S001/L1/E01/C6.txt [line 1]: face box '1 2 three 4'" in message
     assert "1906200X/S001/L1/E01/C7.jpg: person '1906200X'" in message
     assert "data.skip_broken=true" in message and "check_dataset.py" in message
     kept = _module(broken, skip_broken=True).selected()
@@ -225,7 +225,7 @@ def test_check_reports_counts(root: Path) -> None:
     assert report.counts["images per expression"] == {"E01": 48}
     assert report.counts["images per camera"] == {"C6": 24, "C7": 24}
     assert report.counts["boxes"] == {"present": 48, "missing": 0}
-    assert report.counts["selected"] == {"images": 24, "people": 6}
+    assert report.counts["selected"] == {"images": 24, "people": 6, "opened": 24, "damaged": 0}
     text = report.render()
     assert "images per camera:" in text and "problems: none" in text
 
@@ -238,7 +238,7 @@ def test_check_reports_problems_and_an_empty_selection(broken: Path) -> None:
     assert sum(f.startswith("1906200X/") for f in files) == 8
     assert report.problems[-1].file == str(broken)
     assert "no image left after cameras=[C9]" in report.problems[-1].reason
-    assert "19062000/S001/L1/E01/C6.txt: face box '1 2 three 4'" in report.render()
+    assert "19062000/S001/L1/E01/C6.txt [line 1]: face box '1 2 three 4'" in report.render()
 
 
 def test_config_defaults_agree_with_the_class() -> None:
@@ -298,6 +298,6 @@ def test_check_dataset_command_fails_on_a_broken_tree(broken: Path, tmp_path: Pa
     assert {
         "file": "19062000/S001/L1/E01/C6.txt",
         "reason": report["problems"][0]["reason"],
-        "record": None,
+        "record": "line 1",
     } in report["problems"]
-    assert "19062000/S001/L1/E01/C6.txt: face box '1 2 three 4'" in result.stdout
+    assert "19062000/S001/L1/E01/C6.txt [line 1]: face box '1 2 three 4'" in result.stdout

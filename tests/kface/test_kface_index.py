@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,9 +44,9 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
     original = reader.iter_tree
 
-    def counting(tree: Path, progress=None):
+    def counting(tree: Path, progress=None, box_stamps=None):
         calls.append(Path(tree))
-        return original(tree, progress)
+        return original(tree, progress, box_stamps)
 
     monkeypatch.setattr(reader, "iter_tree", counting)
     return calls
@@ -101,20 +102,38 @@ def test_cache_is_rebuilt_when_a_box_file_is_removed(
     assert index.select(sessions=["S001"], cameras=["C7"])[0].box is None
 
 
-def test_in_place_edit_needs_the_rebuild_flag(
+def _edit_in_place(path: Path, text: str) -> None:
+    """Rewrite a file as an editor would, later than the scan (a second on its clock)."""
+    folder_stamp = path.parent.stat().st_mtime_ns
+    later = path.stat().st_mtime_ns + 1_000_000_000
+    path.write_text(text)
+    os.utime(path, ns=(later, later))
+    assert path.parent.stat().st_mtime_ns == folder_stamp, "no folder time changes"
+
+
+def test_a_box_file_edited_in_place_is_noticed(
     tree: Path, tmp_path: Path, scans: list[Path]
 ) -> None:
-    """Documented limit: editing a box file in place changes no folder time."""
     load_index(tree, tmp_path / "cache")
-    folder = tree / "19061801/S001/L1/E01"
-    stamp = folder.stat().st_mtime_ns
-    (folder / "C7.txt").write_text("2 2 4 4\n")
-    assert folder.stat().st_mtime_ns == stamp
-    stale = load_index(tree, tmp_path / "cache")
-    assert len(scans) == 1 and stale.record(0).box == (1, 1, 5, 6)
-    fresh = load_index(tree, tmp_path / "cache", rebuild=True)
+    _edit_in_place(tree / "19061801/S001/L1/E01/C7.txt", "2 2 4 4\n")
+    fresh = load_index(tree, tmp_path / "cache")
     assert len(scans) == 2 and fresh.record(0).box == (2, 2, 4, 4)
-    assert load_index(tree, tmp_path / "cache").record(0).box == (2, 2, 4, 4), "cache rewritten"
+    assert load_index(tree, tmp_path / "cache").record(0).box == (2, 2, 4, 4)
+    assert len(scans) == 2, "the rewritten cache is current"
+    load_index(tree, tmp_path / "cache", rebuild=True)
+    assert len(scans) == 3, "rebuild_index still forces a scan"
+
+
+def test_an_empty_box_file_filled_in_place_is_noticed(
+    tree: Path, tmp_path: Path, scans: list[Path]
+) -> None:
+    box = tree / "19061801/S001/L1/E01/C8.txt"
+    box.write_text("")
+    load_index(tree, tmp_path / "cache")
+    _edit_in_place(box, "1 1 3 3")
+    index = load_index(tree, tmp_path / "cache")
+    assert len(scans) == 2
+    assert index.select(sessions=["S001"], cameras=["C8"])[0].box == (1, 1, 3, 3)
 
 
 def test_fingerprint_follows_folder_changes_only(tree: Path) -> None:

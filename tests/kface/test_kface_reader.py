@@ -14,9 +14,9 @@ from kbaselines.kface.reader import (
     KFaceRecord,
     KFaceSelectionError,
     matches,
-    parse_box,
     parse_box_file,
     parse_name,
+    read_box,
     resolve_tree,
     select,
 )
@@ -138,7 +138,6 @@ def test_two_images_of_one_camera_are_a_problem(tree: Path) -> None:
         ("2, 3, 10, 12\n", (2, 3, 10, 12)),
         ("2\t3\t10\t12", (2, 3, 10, 12)),
         ("\ufeff2 3 10 12\r\n", (2, 3, 10, 12)),
-        ("2.4 3.6 10.0 12", (2, 4, 10, 12)),
         ("-2 -3 10 12", (-2, -3, 10, 12)),
         ("", None),
         ("  \n\n", None),
@@ -156,7 +155,15 @@ def test_missing_box_file_is_no_box(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["2 3 10", "2 3 10 12 5", "a b c d", "2 3 0 4", "2 3 -1 4", "nan 1 2 3", "1 2 3 4\n5 6 7 8"],
+    [
+        "2 3 10",
+        "2 3 10 12 5",
+        "a b c d",
+        "2 3 0 4",
+        "2 3 -1 4",
+        "nan 1 2 3",
+        "1 2 3 4\n5 6 7 8",
+    ],
 )
 def test_malformed_box_names_the_file_the_content_and_the_fix(tmp_path: Path, content: str) -> None:
     path = tmp_path / "C7.txt"
@@ -164,11 +171,15 @@ def test_malformed_box_names_the_file_the_content_and_the_fix(tmp_path: Path, co
     with pytest.raises(KFaceFormatError) as caught:
         parse_box_file(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: ")
+    assert message.startswith(f"{path}: line 1: face box ")
     assert content.splitlines()[0] in message
     assert "x y width height" in message and "delete the file" in message
-    with pytest.raises(ValueError):
-        parse_box(content)
+    box, problems = read_box(content, "C7.txt")
+    assert box is None and [(p.file, p.record) for p in problems] == [("C7.txt", "line 1")]
+
+
+def test_fractional_boxes_are_rounded_to_whole_pixels() -> None:
+    assert read_box("2.4, 3.6\t10.0 12", "C7.txt") == ((2, 4, 10, 12), [])
 
 
 def test_malformed_box_in_a_tree_is_a_problem_of_the_box_file(tree: Path) -> None:
@@ -177,7 +188,8 @@ def test_malformed_box_in_a_tree_is_a_problem_of_the_box_file(tree: Path) -> Non
     assert "19061802/S001/L1/E01/C7.jpg" not in [r.path for r in records]
     assert [p.file for p in problems] == ["19061802/S001/L1/E01/C7.txt"]
     assert "'10 10 ten 10'" in problems[0].reason
-    assert str(problems[0]).startswith("19061802/S001/L1/E01/C7.txt: face box")
+    assert str(problems[0]).startswith("19061802/S001/L1/E01/C7.txt [line 1]: face box")
+    assert "key 'width': Input should be a valid number (got 'ten')" in problems[0].reason
 
 
 def test_resolution_subtrees(tmp_path: Path) -> None:

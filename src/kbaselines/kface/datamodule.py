@@ -8,6 +8,14 @@ and mark each person's gallery image (S001/L1/E01/``gallery_camera``) for identi
 The gallery image is part of the selection only when the filters select it: an experiment config
 must keep S001, L1, E01 and the gallery camera in ``data.sessions/lights/expressions/cameras``
 (or ``all``), else :meth:`~KFaceDataModule.setup` stops with an error naming the person.
+
+Before any epoch, :meth:`~KFaceDataModule.selected` opens and decodes every selected image
+(:func:`~kbaselines.core.data.integrity.inspect_files`, cached by size and modification time) and
+checks each face box against its image's size: a damaged image stops the run there, naming every
+such file, instead of one crash per file mid-epoch (or, with ``skip_broken``, is left out with a
+count and a list). The content digests go into the sample table, so that the split's leakage
+check refuses a fold whose parts hold one image twice (a person folder linked to another person,
+a copied or hard-linked image).
 """
 
 from __future__ import annotations
@@ -20,9 +28,16 @@ from typing import Any
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.integrity import (
+    FileFacts,
+    audit_content,
+    facts_cache_file,
+    inspect_files,
+    tree_problems,
+)
 from kbaselines.core.data.loaders import worker_init_fn
 from kbaselines.core.data.samples import SampleTable
-from kbaselines.kface.dataset import KFaceDataset
+from kbaselines.kface.dataset import KFaceDataset, box_outside
 from kbaselines.kface.index import KFaceIndex, load_index
 from kbaselines.kface.reader import (
     FACETS,
@@ -66,9 +81,10 @@ class KFaceDataModule(FoldDataModule):
         num_workers: data-loader worker processes.
         pin_memory: data-loader setting.
         persistent_workers: keep the workers between epochs (only with ``num_workers > 0``).
-        cache_dir: where the index of the tree is cached (None: scan the tree every time).
-        rebuild_index: scan the tree again even when the cached index looks current (after
-            editing a box file in place).
+        cache_dir: where the index of the tree and the facts of the opened images are cached
+            (None: scan the tree and open every selected image every time).
+        rebuild_index: scan the tree again even when the cached index looks current (it notices
+            added, removed and edited box files by itself).
         augment: random crop and flip for training (else the evaluation transform).
         seed: seed of the augmentation and of the shuffling.
         split: ``{"train": [...], "val": [...], "test": [...]}`` sample ids (from
@@ -79,8 +95,9 @@ class KFaceDataModule(FoldDataModule):
             :meth:`prepare_data` generates the tree at ``root`` when absent or made otherwise.
         group_key: the record field that groups samples for the CV layer (no group in two folds).
         stratify_key: the record field the CV layer stratifies on, or None.
-        skip_broken: leave out the selected images with a malformed name or box (listed in a
-            warning) instead of stopping with an error.
+        skip_broken: leave out the selected images that are malformed (name, box file) or damaged
+            (unreadable, empty, truncated, of another format, box outside the image), counted
+            and listed in a warning, instead of stopping with an error.
     """
 
     def __init__(
@@ -142,6 +159,7 @@ class KFaceDataModule(FoldDataModule):
         self.skip_broken = skip_broken
         self._index: KFaceIndex | None = None
         self._selected: list[KFaceRecord] | None = None
+        self._facts: dict[str, FileFacts] = {}
         self._classes: list[str] | None = None
 
     # -- the tree ---------------------------------------------------------------------------------
@@ -177,38 +195,87 @@ class KFaceDataModule(FoldDataModule):
                 blocking.append(problem)
         return blocking
 
+    def _inspect(
+        self, records: Sequence[KFaceRecord], workers: int | None = None
+    ) -> dict[str, FileFacts]:
+        """Facts of the records' images, keyed by record path (read once, then cached by size and
+        modification time in ``cache_dir``)."""
+        tree = self.tree
+        facts = inspect_files(
+            [tree / r.path for r in records],
+            cache_file=facts_cache_file(self.cache_dir, tree, "kface"),
+            workers=workers,
+            desc=f"Checking {len(records):,} images",
+        )
+        return {r.path: facts[str(tree / r.path)] for r in records}
+
+    @staticmethod
+    def _damaged(records: Sequence[KFaceRecord], facts: dict[str, FileFacts]) -> dict[str, Problem]:
+        """Per record path, the problem of an image that cannot be read or decoded, or whose face
+        box lies outside it."""
+        damaged = {}
+        for record in records:
+            fact = facts[record.path]
+            if fact.error:
+                damaged[record.path] = Problem(record.path, fact.error)
+                continue
+            reason = (
+                None if record.box is None else box_outside(record.box, fact.width, fact.height)
+            )
+            if reason is not None:
+                damaged[record.path] = Problem(
+                    record.path[:-4] + ".txt",
+                    f"{reason}: fix the box, or delete the file to use the whole image",
+                    "line 1",
+                )
+        return damaged
+
     def selected(self) -> list[KFaceRecord]:
-        """The selected records, sorted by path.
+        """The selected records, sorted by path, every image opened and its box checked.
 
         Raises:
-            KFaceFormatError: selected images have malformed names or boxes (unless
-                ``skip_broken``), listing them.
+            KFaceFormatError: selected images have malformed names or boxes, or are damaged
+                (unless ``skip_broken``), listing them.
             KFaceSelectionError: the selection is empty, naming the filter that emptied it.
         """
         if self._selected is not None:
             return self._selected
         index = self.index
-        blocking = self._blocking(index.problems)
-        if blocking:
-            listing = "\n  ".join(str(p) for p in blocking[:_SHOWN_PROBLEMS])
-            more = len(blocking) - _SHOWN_PROBLEMS
+        records = index.select(**self.filters)
+        records.sort(key=lambda r: r.path)
+        facts = self._inspect(records)
+        damaged = self._damaged(records, facts)
+        broken = self._blocking(index.problems) + list(damaged.values())
+        if broken:
+            listing = "\n  ".join(str(p) for p in broken[:_SHOWN_PROBLEMS])
+            more = len(broken) - _SHOWN_PROBLEMS
             listing += f"\n  ... and {more} more" if more > 0 else ""
-            found = f"{len(blocking)} malformed files may belong to the selection:\n  {listing}"
             if not self.skip_broken:
                 raise KFaceFormatError(
                     index.tree,
-                    f"{found}\nFix them (python scripts/check_dataset.py data=kface "
+                    f"{len(broken)} malformed or damaged files may belong to the selection:\n"
+                    f"  {listing}\nFix them (python scripts/check_dataset.py data=kface "
                     f"data.root={self.root} lists every problem), or set data.skip_broken=true "
                     "to leave those images out",
                 )
-            log.warning("%s: %s\nThey are left out (data.skip_broken=true).", index.tree, found)
-        records = index.select(**self.filters)
-        records.sort(key=lambda r: r.path)
+            records = [r for r in records if r.path not in damaged]
+            log.warning(
+                "%s: %d malformed or damaged files left out (data.skip_broken=true), %d images "
+                "kept:\n  %s",
+                index.tree,
+                len(broken),
+                len(records),
+                "\n  ".join(str(p) for p in broken),
+            )
+            if not records:
+                raise KFaceSelectionError(f"{index.tree}: every selected image is damaged")
+        self._facts = facts
         self._selected = records
         return records
 
     def sample_table(self) -> SampleTable:
-        """The selected images for the CV layer: ids are paths, groups the ``group_key`` values."""
+        """The selected images for the CV layer: ids are paths, groups the ``group_key`` values,
+        and each image's content digest for the split's leakage check."""
         records = self.selected()
         labels = None
         if self.stratify_key is not None:
@@ -217,6 +284,8 @@ class KFaceDataModule(FoldDataModule):
             ids=[r.path for r in records],
             groups=[str(getattr(r, self.group_key)) for r in records],
             labels=labels,
+            files=[(r.path,) for r in records],
+            digests=[(self._facts[r.path].digest,) for r in records],
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -302,12 +371,17 @@ class KFaceDataModule(FoldDataModule):
             )
         return list(self.datasets[stage].records)
 
-    # -- loaders ----------------------------------------------------------------------------------
     # -- checking a tree --------------------------------------------------------------------------
     def check(self, workers: int | None = None) -> DatasetReport:
-        """Counts and problems of the whole tree, and the size of the configured selection.
+        """Counts and problems of the whole tree, and every selected image opened and decoded.
 
+        The problems: malformed names and box files (whole tree), empty folders and dangling
+        links (whole tree), selected images that cannot be read or decoded or whose box lies
+        outside them, and one image reached twice or copied into two people (the content audit).
         A selection that comes out empty is reported as a problem of the tree folder.
+
+        Args:
+            workers: threads opening the images (default: one per core).
         """
         index = self.index
         counts: dict[str, dict[str, int] | int] = {
@@ -321,10 +395,28 @@ class KFaceDataModule(FoldDataModule):
         problems = list(index.problems)
         try:
             chosen = index.select(**self.filters)
+        except KFaceSelectionError as error:
+            chosen, empty = [], Problem(str(index.tree), str(error))
+        else:
+            empty = None
+        facts = self._inspect(chosen, workers) if chosen else {}
+        damaged = self._damaged(chosen, facts)
+        problems += damaged.values()
+        named = {p.file for p in problems}
+        problems += [p for p in tree_problems(index.tree) if p.file not in named]
+        problems += audit_content(
+            {r.path: [r.path] for r in chosen},
+            {r.path: r.person for r in chosen},
+            facts,
+            index.tree,
+        )
+        if empty is not None:
+            problems.append(empty)
+        else:
             counts["selected"] = {
                 "images": len(chosen),
                 "people": len({r.person for r in chosen}),
+                "opened": len(facts),
+                "damaged": len(damaged),
             }
-        except KFaceSelectionError as error:
-            problems.append(Problem(str(index.tree), str(error)))
         return DatasetReport("K-Face", str(index.tree), counts, problems)

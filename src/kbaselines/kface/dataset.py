@@ -19,17 +19,25 @@ import torch
 from PIL import Image
 
 from kbaselines.core.data.loaders import SeededDataset
-from kbaselines.kface.reader import KFaceRecord
+from kbaselines.kface.reader import Box, KFaceRecord
 
-__all__ = ["KFaceDataset", "crop_face", "make_transform"]
+__all__ = ["KFaceDataset", "box_outside", "crop_face", "make_transform"]
 
 #: Resize factor before the crop: the authors' 144 -> 128.
 RESIZE_FACTOR = 1.125
 
 
-def crop_face(
-    image: Image.Image, box: tuple[int, int, int, int] | None, margin: float
-) -> Image.Image:
+def box_outside(box: Box, width: int, height: int) -> str | None:
+    """Why a face box cannot be cropped from a ``width x height`` image (it does not overlap it),
+    or None. A box partly out of the frame is fine: the crop is clipped to the image. The check
+    and training ask this of the decoded size before an epoch, :func:`crop_face` of the image."""
+    x, y, w, h = box
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        return f"the face box {x} {y} {w} {h} lies outside the {width}x{height} image"
+    return None
+
+
+def crop_face(image: Image.Image, box: Box | None, margin: float) -> Image.Image:
     """The face box enlarged by ``margin`` on each side, clipped to the image.
 
     Args:
@@ -43,15 +51,14 @@ def crop_face(
     """
     if box is None:
         return image
+    reason = box_outside(box, image.width, image.height)
+    if reason is not None:
+        raise ValueError(reason)
     x, y, w, h = box
     left = max(0, round(x - margin * w))
     top = max(0, round(y - margin * h))
     right = min(image.width, round(x + w + margin * w))
     bottom = min(image.height, round(y + h + margin * h))
-    if right <= left or bottom <= top:
-        raise ValueError(
-            f"the face box {x} {y} {w} {h} lies outside the {image.width}x{image.height} image"
-        )
     return image.crop((left, top, right, bottom))
 
 

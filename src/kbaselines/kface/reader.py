@@ -8,39 +8,45 @@ The walk lists each folder once with :func:`os.scandir` (the full dataset has ab
 images) and validates a folder's name once for all the images below it. Files that are neither
 images nor box files (``Thumbs.db``, ``README``) and hidden files (names starting with a dot, such
 as the ``._C7.jpg`` resource forks macOS leaves on shared drives) are ignored. A ``.jpg`` at the
-image depth whose name does not parse, and a box file that does not parse, are *problems*: they
-are reported with the file and the reason, and their image is left out.
+image depth whose name does not parse, and a box file that does not follow :class:`FaceBox`, are
+*problems*: they are reported with the file, the line and every key that is wrong, and their image
+is left out. Whether the images decode and their boxes fall on them is checked later, on the
+selected images (:mod:`kbaselines.kface.datamodule`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
+from pydantic import Field, StrictFloat
 
 from kbaselines.core.data.dataset_report import Problem
+from kbaselines.core.data.schema import RecordSchema, validate_record
 
 __all__ = [
     "FACETS",
     "FILTERS",
     "RESOLUTIONS",
+    "Box",
+    "FaceBox",
     "FacetFilter",
     "KFaceFormatError",
     "KFaceRecord",
     "KFaceSelectionError",
     "facet_sort_key",
+    "file_stamp",
     "iter_tree",
     "matches",
-    "parse_box",
     "parse_box_file",
     "parse_name",
+    "read_box",
     "resolve_tree",
     "select",
     "select_indices",
@@ -65,9 +71,29 @@ _PATTERNS = {
 }
 _PARTS = ("person", *FACETS)
 _BOX_SEPARATORS = re.compile(r"[\s,]+")
+_BOX_KEYS = ("x", "y", "width", "height")
+_BOX_FIX = (
+    "write one line 'x y width height' of whole pixels with a positive width and height "
+    "(separated by spaces, commas or tabs), or empty or delete the file to use the whole image"
+)
 
 #: A selection setting: a list of values, or the string ``"all"``.
 FacetFilter = Sequence[str] | str
+#: A face box ``(x, y, width, height)`` in image pixels.
+Box = tuple[int, int, int, int]
+#: ``(path relative to the tree, size, mtime_ns)`` of a box file the walk read.
+BoxStamp = tuple[str, int, int]
+
+
+class FaceBox(RecordSchema):
+    """The line of a box file (kface.md): ``x y width height`` in image pixels, finite numbers
+    (fractions, as a face detector writes them, are rounded to whole pixels). ``x`` and ``y`` may
+    be negative (a face partly out of the frame: the crop is clipped to the image)."""
+
+    x: Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    y: Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    width: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+    height: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 
 
 class KFaceFormatError(ValueError):
@@ -108,7 +134,7 @@ class KFaceRecord:
     light: str
     expression: str
     camera: str
-    box: tuple[int, int, int, int] | None = None
+    box: Box | None = None
 
 
 class _Progress(Protocol):
@@ -126,7 +152,7 @@ def _check(part: str, value: str) -> str | None:
     )
 
 
-def parse_name(relative: str, box: tuple[int, int, int, int] | None = None) -> KFaceRecord:
+def parse_name(relative: str, box: Box | None = None) -> KFaceRecord:
     """The record of an image path ``<person>/<session>/<light>/<expression>/<camera>.jpg``.
 
     Args:
@@ -147,51 +173,62 @@ def parse_name(relative: str, box: tuple[int, int, int, int] | None = None) -> K
     return KFaceRecord(relative, *values, box=box)
 
 
-def parse_box(text: str) -> tuple[int, int, int, int] | None:
-    """The face box in the text of a box file; None when the text is empty.
-
-    One line ``x y width height`` in image pixels, separated by spaces, commas or tabs; decimals
-    are rounded. ``x`` and ``y`` may be negative (a face partly out of the frame: the crop is
-    clipped to the image), the width and height must be positive.
-
-    Raises:
-        ValueError: the reason, without a path (see :func:`parse_box_file`).
-    """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return None
-    fields = [field for field in _BOX_SEPARATORS.split(lines[0]) if field]
-    values: list[float] = []
-    for field in fields:
+def _number(field: str) -> int | float | str:
+    """A field of a box line as the number it spells, or the text when it spells none."""
+    for kind in (int, float):
         try:
-            values.append(float(field))
+            return kind(field)
         except ValueError:
-            break
-    valid = (
-        len(lines) == 1
-        and len(fields) == 4
-        and len(values) == 4
-        and all(math.isfinite(v) for v in values)
-        and round(values[2]) > 0
-        and round(values[3]) > 0
-    )
-    if not valid:
-        shown = text.strip().replace("\n", "\\n")
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        raise ValueError(
-            f"face box {shown!r} is not one line 'x y width height' of numbers with a positive "
-            "width and height (separated by spaces, commas or tabs); fix the line, or empty or "
-            "delete the file to use the whole image"
-        )
-    x, y, w, h = (round(v) for v in values)
-    return (x, y, w, h)
+            pass
+    return field
 
 
-def parse_box_file(path: str | Path) -> tuple[int, int, int, int] | None:
+def read_box(text: str, file: str) -> tuple[Box | None, list[Problem]]:
+    """The face box in the text of a box file (None when the text is empty), and its problems.
+
+    Every problem of the text comes back at once, as one problem of the file naming its line: more
+    than one line, more than four values, and each key of :class:`FaceBox` that is missing, not a
+    whole number, or (width, height) not positive.
+
+    Args:
+        text: the file's text.
+        file: the file, as the problems name it.
+    """
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        return None, []
+    number, line = lines[0]
+    fields = [field for field in _BOX_SEPARATORS.split(line) if field]
+    reasons = [f"{len(lines)} lines, expected one"] if len(lines) > 1 else []
+    if len(fields) > len(_BOX_KEYS):
+        reasons.append(f"{len(fields)} values, expected {len(_BOX_KEYS)}")
+    raw = dict(zip(_BOX_KEYS, map(_number, fields), strict=False))
+    box, problems = validate_record(FaceBox, raw, file, f"line {number}")
+    reasons += [p.reason for p in problems]
+    if box is not None and not reasons:
+        return (round(box.x), round(box.y), round(box.width), round(box.height)), []
+    shown = text.strip()
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    reason = f"face box {shown!r}: {'; '.join(reasons)}; {_BOX_FIX}"
+    return None, [Problem(file, reason, f"line {number}")]
+
+
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of a file, ``(-1, -1)`` when it cannot be reached: what the index
+    compares to notice a box file edited in place."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def parse_box_file(path: str | Path) -> Box | None:
     """The face box in a box file; None when the file is missing or empty.
 
     Raises:
-        KFaceFormatError: naming the file and its content, and how to fix it.
+        KFaceFormatError: naming the file, its line, its content and every wrong key, and how to
+            fix it.
     """
     path = Path(path)
     try:
@@ -200,10 +237,10 @@ def parse_box_file(path: str | Path) -> tuple[int, int, int, int] | None:
         return None
     except OSError as error:
         raise KFaceFormatError(path, f"cannot read the box file ({error})") from error
-    try:
-        return parse_box(text)
-    except ValueError as error:
-        raise KFaceFormatError(path, str(error)) from None
+    box, problems = read_box(text, str(path))
+    if problems:
+        raise KFaceFormatError(path, f"{problems[0].record}: {problems[0].reason}")
+    return box
 
 
 def resolve_tree(root: str | Path | None, resolution: str = "High") -> Path:
@@ -253,8 +290,31 @@ def _listing(folder: str) -> tuple[list[str], list[str]]:
     return folders, files
 
 
+def _read_box_file(
+    folder: str, name: str, relative: str, stamps: list[BoxStamp] | None
+) -> tuple[Box | None, list[Problem]]:
+    """The box and problems of one box file, its stamp taken from the open file (an edit after
+    this read changes the stamp, so the index notices it)."""
+    path = os.path.join(folder, name)
+    try:
+        with open(path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            text = file.read().decode("utf-8-sig", errors="replace")
+    except OSError as error:
+        if stamps is not None:
+            stamps.append((relative, *file_stamp(path)))
+        return None, [Problem(relative, f"cannot read the box file ({error}); fix or remove it")]
+    if stamps is not None:
+        stamps.append((relative, stat.st_size, stat.st_mtime_ns))
+    return read_box(text, relative)
+
+
 def _leaf(
-    folder: str, prefix: str, facets: tuple[str, ...], reason: str | None
+    folder: str,
+    prefix: str,
+    facets: tuple[str, ...],
+    reason: str | None,
+    stamps: list[BoxStamp] | None,
 ) -> Iterator[KFaceRecord | Problem]:
     """The records and problems of one ``<expression>`` folder (``facets``: its four folders)."""
     _, files = _listing(folder)
@@ -282,24 +342,24 @@ def _leaf(
         box = None
         box_name = camera + ".txt"
         if box_name in names:
-            try:
-                with open(os.path.join(folder, box_name), "rb") as file:
-                    box = parse_box(file.read().decode("utf-8-sig", errors="replace"))
-            except OSError as error:
-                yield Problem(prefix + box_name, f"cannot read the box file ({error})")
-                continue
-            except ValueError as error:
-                yield Problem(prefix + box_name, str(error))
+            box, problems = _read_box_file(folder, box_name, prefix + box_name, stamps)
+            if problems:
+                yield from problems
                 continue
         yield KFaceRecord(relative, *facets, camera, box=box)
 
 
 def _walk(
-    folder: str, prefix: str, facets: tuple[str, ...], reason: str | None, progress
+    folder: str,
+    prefix: str,
+    facets: tuple[str, ...],
+    reason: str | None,
+    progress: _Progress | None,
+    stamps: list[BoxStamp] | None,
 ) -> Iterator[KFaceRecord | Problem]:
     if len(facets) == 4:
         count = 0
-        for item in _leaf(folder, prefix, facets, reason):
+        for item in _leaf(folder, prefix, facets, reason, stamps):
             count += 1
             yield item
         if progress is not None and count:
@@ -314,11 +374,14 @@ def _walk(
             (*facets, name),
             reason if reason is not None else _check(part, name),
             progress,
+            stamps,
         )
 
 
 def iter_tree(
-    tree: str | Path, progress: _Progress | None = None
+    tree: str | Path,
+    progress: _Progress | None = None,
+    box_stamps: list[BoxStamp] | None = None,
 ) -> Iterator[KFaceRecord | Problem]:
     """Every image record of the tree and every problem, in path order, listing each folder once.
 
@@ -328,8 +391,10 @@ def iter_tree(
     Args:
         tree: the resolved tree (see :func:`resolve_tree`).
         progress: an optional progress bar (tqdm), advanced by the number of images found.
+        box_stamps: when given, ``(path, size, mtime_ns)`` of every box file read is appended
+            (the index's fingerprint of the box files), just before its image's record comes.
     """
-    yield from _walk(str(tree), "", (), None, progress)
+    yield from _walk(str(tree), "", (), None, progress, box_stamps)
 
 
 def facet_sort_key(value: str) -> tuple[str, int, str]:
