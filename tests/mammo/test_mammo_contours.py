@@ -1,4 +1,5 @@
-"""Contours and masks: negative y, mixed signs, points outside the image, discard, mask PNGs."""
+"""Contours and masks: negative y, mixed signs, points outside the image, discard, mask PNGs;
+every problem of a file is collected and names the file, the case, view and lesion (or key)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from mammo_fixtures import write_contours
 from PIL import Image
 
-from kbaselines.mammo.contours import MammoContourError, read_contours, read_masks
+from kbaselines.mammo.contours import read_contours, read_masks
 
 SIZES = {v: (100, 80) for v in ("rcc", "rmlo", "lcc", "lmlo")}  # rows, columns
 
@@ -31,7 +32,7 @@ def test_negative_y_detected_per_contour(tmp_path: Path) -> None:
         },
     )
     parsed = read_contours(path, SIZES)
-    assert not parsed.discard
+    assert not parsed.discard and parsed.problems == []
     first, second = parsed.lesions
     assert first.box == second.box == pytest.approx((10 / 80, 20 / 100, 20 / 80, 30 / 100))
     assert first.cls == "cancer" and first.laterality == "L"
@@ -47,40 +48,66 @@ def test_mixed_signs_name_case_view_and_lesion(tmp_path: Path) -> None:
     points = _square(10, 20, 9)
     points[1]["y"] = -points[1]["y"]
     path = write_contours(tmp_path, "100007", {"cancer": {"rcc": {"lesion03": points}}})
-    with pytest.raises(
-        MammoContourError,
-        match=r"100007\.json \[case 100007 view rcc lesion lesion03\]: mixed signs",
-    ):
-        read_contours(path, SIZES)
+    parsed = read_contours(path, SIZES, root=tmp_path)
+    assert parsed.lesions == [] and len(parsed.problems) == 1
+    assert str(parsed.problems[0]).startswith(
+        "contours/100007.json [case 100007 view rcc lesion lesion03]: mixed signs"
+    )
 
 
 @pytest.mark.parametrize("points", [_square(75, 10, 9), _square(10, 95, 9, sign=-1)])
 def test_points_outside_the_image(tmp_path: Path, points: list) -> None:
     path = write_contours(tmp_path, "100008", {"benign": {"lmlo": {"lesion01": points}}})
-    with pytest.raises(
-        MammoContourError,
-        match=r"\[case 100008 view lmlo lesion lesion01\]: points outside the 80x100 image",
-    ):
-        read_contours(path, SIZES)
+    (problem,) = read_contours(path, SIZES).problems
+    assert problem.record == "case 100008 view lmlo lesion lesion01"
+    assert problem.reason.startswith("points outside the 80x100 image")
+
+
+def _reasons(path: Path) -> list[str]:
+    return [str(p) for p in read_contours(path, SIZES, root=path.parents[1]).problems]
 
 
 def test_malformed_files(tmp_path: Path) -> None:
     broken = tmp_path / "contours" / "1.json"
     broken.parent.mkdir(parents=True)
     broken.write_text('{"contour_list": {')
-    with pytest.raises(MammoContourError, match=r"1\.json: not readable JSON"):
-        read_contours(broken, SIZES)
+    (reason,) = _reasons(broken)
+    assert reason.startswith("contours/1.json: not readable JSON")
     path = write_contours(tmp_path, "2", {"malignant": {"lcc": {}}})
-    with pytest.raises(MammoContourError, match="unknown class 'malignant'"):
-        read_contours(path, SIZES)
+    assert _reasons(path) == [
+        "contours/2.json [case 2]: key 'contour_list.malignant.[key]': Input should be 'cancer' "
+        "or 'benign' (got 'malignant')"
+    ]
     path = write_contours(tmp_path, "3", {"cancer": {"lml": {"lesion01": _square(1, 1, 3)}}})
-    with pytest.raises(MammoContourError, match="unknown view 'lml'"):
-        read_contours(path, SIZES)
+    assert "key 'contour_list.cancer.lml.[key]'" in _reasons(path)[0]
+
+
+def test_every_schema_problem_is_reported(tmp_path: Path) -> None:
+    """Missing keys, wrong types and short contours anywhere in the file, all of them at once."""
+    points = _square(1, 1, 3)
+    points[1] = {"x": 2}
+    points[3]["x"] = "4"
     path = write_contours(
-        tmp_path, "4", {"cancer": {"lcc": {"lesion01": [{"x": 1}, {"x": 2}, {"x": 3}]}}}
+        tmp_path,
+        "4",
+        {"cancer": {"LCC": {"lesion01": points}}, "benign": {"rcc": {"l2": _square(1, 1, 3)[:2]}}},
+        discard="no",  # type: ignore[arg-type]
     )
-    with pytest.raises(MammoContourError, match=r"lesion lesion01\]: points must be"):
-        read_contours(path, SIZES)
+    reasons = _reasons(path)
+    assert (
+        reasons[0]
+        == "contours/4.json [case 4]: key 'contour_list.cancer.LCC.lesion01.1.y' is missing"
+    )
+    assert reasons[1].startswith(
+        "contours/4.json [case 4]: key 'contour_list.cancer.LCC.lesion01.3.x': Input should be a "
+        "valid number (got '4')"
+    )
+    assert "key 'contour_list.benign.rcc.l2': List should have at least 3 items" in reasons[2]
+    assert "key 'discard_yn': Input should be 0 or 1 (got 'no')" in reasons[3]
+    assert len(reasons) == 4
+    assert (
+        _reasons(write_contours(tmp_path, "5", {"cancer": {"LCC": {"l": _square(1, 1, 3)}}})) == []
+    )
 
 
 def test_discard_flag(tmp_path: Path) -> None:
@@ -97,15 +124,21 @@ def test_masks(tmp_path: Path) -> None:
     mask[20:30, 10:20] = 255
     Image.fromarray(mask).save(folder / "lcc_lesion01.png")
     Image.fromarray(mask).save(folder / "lmlo_lesion09.png")
-    lesions = read_masks(folder, SIZES, {"lesion01": "benign"}, default="cancer")
+    lesions, problems = read_masks(folder, SIZES, {"lesion01": "benign"}, default="cancer")
+    assert problems == []
     assert [(lesion.view, lesion.cls) for lesion in lesions] == [
         ("lcc", "benign"),
         ("lmlo", "cancer"),
     ]
     assert lesions[0].box == pytest.approx((10 / 80, 20 / 100, 20 / 80, 30 / 100))
     Image.fromarray(mask[:50]).save(folder / "rcc_lesion02.png")
-    with pytest.raises(
-        MammoContourError,
-        match=r"rcc_lesion02\.png \[case 100001 view rcc lesion lesion02\]: mask is 80x50",
-    ):
-        read_masks(folder, SIZES, {}, default="cancer")
+    (folder / "rmlo_lesion03.png").write_bytes(b"not a png")
+    lesions, problems = read_masks(folder, SIZES, {}, default="cancer", root=tmp_path)
+    assert len(lesions) == 2 and len(problems) == 2
+    assert str(problems[0]) == (
+        "masks/100001/rcc_lesion02.png [case 100001 view rcc lesion lesion02]: mask is 80x50, "
+        "the image 80x100"
+    )
+    assert str(problems[1]).startswith(
+        "masks/100001/rmlo_lesion03.png [case 100001 view rmlo lesion lesion03]: not a readable PNG"
+    )

@@ -68,7 +68,9 @@ class _Trainer:
 
 
 def test_sample_table_groups_by_patient(mammo_tree: Path, tmp_path: Path) -> None:
-    module = MammoDataModule(root=str(mammo_tree), cache_dir=str(tmp_path), domain_key="device")
+    module = MammoDataModule(
+        root=str(mammo_tree), cache_dir=str(tmp_path), cache_size=(32, 26), domain_key="device"
+    )
     table = module.sample_table()
     assert len(table.ids) == 12 and table.labels[:3] == ["cancer", "benign", "normal"]
     assert table.groups[3] == table.groups[4]  # every fifth case shares the previous case's patient

@@ -3,20 +3,23 @@
 Decoding a 3328x2560 DICOM takes about half a second; a training step must not pay that. Each
 entry's file name is a hash of the source file (path, size, modification time) and of the
 preprocessing settings, so an edited source or a changed setting makes a new entry: the cache
-can never serve a stale image. Entries are written atomically (temp file, then rename).
+can never serve a stale image. Entries are written atomically (temp file, then rename), in
+parallel threads (file reads, numpy and OpenCV release the GIL for much of the work).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from kbaselines.core.data.integrity import default_workers
+from kbaselines.core.io import atomic_file
 from kbaselines.mammo.dicom import MammoDicomError, read_pixels
 
 __all__ = ["CACHE_VERSION", "ImageCache", "decode_resized"]
@@ -52,46 +55,63 @@ class ImageCache:
 
     def missing(self, sources: Iterable[str | Path]) -> list[Path]:
         """The sources with neither a current entry nor a recorded decoding failure."""
-        return [
-            Path(s)
-            for s in sources
-            if not self.entry(s).is_file() and not self.entry(s).with_suffix(".error").is_file()
-        ]
+        return [Path(s) for s in sources if not self._known(self.entry(s))]
+
+    @staticmethod
+    def _known(entry: Path) -> bool:
+        return entry.is_file() or entry.with_suffix(".error").is_file()
 
     def failure(self, source: str | Path) -> str | None:
         """Why the current version of ``source`` could not be decoded, or None."""
         error = self.entry(source).with_suffix(".error")
         return error.read_text() if error.is_file() else None
 
-    def build(self, sources: Iterable[str | Path]) -> int:
-        """Decode every source without a current entry (progress bar); return how many.
+    def build(
+        self, sources: Iterable[str | Path], workers: int | None = None, progress: bool = True
+    ) -> int:
+        """Decode every source without a current entry, in threads with a progress bar; return
+        how many.
 
-        A file that cannot be decoded (truncated pixel data, a missing decoder plugin) gets a
-        ``.error`` entry holding the reason, read back by :meth:`failure`; it is tried again once
-        the file changes.
+        A file that cannot be decoded (truncated pixel data, no pixel data, a missing decoder
+        plugin) gets a ``.error`` entry holding the reason, read back by :meth:`failure`; it is
+        tried again once the file changes. Two paths to one file are decoded once.
+
+        Args:
+            sources: the DICOM files.
+            workers: threads (default one per core, at most 16).
+            progress: show a progress bar.
         """
-        todo = self.missing(sources)
+        entries = {self.entry(s): Path(s) for s in sources}
+        todo = [source for entry, source in entries.items() if not self._known(entry)]
         if not todo:
             return 0
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for source in tqdm(todo, desc=f"caching mammograms at {self.size[0]}x{self.size[1]}"):
-            try:
-                self._write(source, decode_resized(source, self.size, self.flip_right))
-            except MammoDicomError as error:
-                self.entry(source).with_suffix(".error").write_text(error.reason)
+        with (
+            ThreadPoolExecutor(max_workers=workers or default_workers()) as pool,
+            tqdm(
+                total=len(todo),
+                desc=f"decoding mammograms into the cache at {self.size[0]}x{self.size[1]}",
+                unit=" files",
+                disable=not progress,
+            ) as bar,
+        ):
+            for _ in pool.map(self._fill, todo):
+                bar.update()
         return len(todo)
 
+    def _fill(self, source: Path) -> None:
+        try:
+            self._write(source, decode_resized(source, self.size, self.flip_right))
+        except MammoDicomError as error:
+            with atomic_file(self.entry(source).with_suffix(".error"), "w") as handle:
+                handle.write(error.reason)
+
     def _write(self, source: Path, image: np.ndarray) -> None:
-        target = self.entry(source)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with temporary.open("wb") as handle:
+        with atomic_file(self.entry(source), "wb") as handle:
             np.save(handle, image)
-        os.replace(temporary, target)
 
     def load(self, source: str | Path) -> np.ndarray:
         """The cached image of ``source`` (uint16, memory-mapped); decoded now when missing."""
         entry = self.entry(source)
         if not entry.is_file():
-            self.folder.mkdir(parents=True, exist_ok=True)
             self._write(Path(source), decode_resized(source, self.size, self.flip_right))
         return np.load(entry, mmap_mode="r")

@@ -7,6 +7,12 @@ views labelled by their breast. The Trainer must reload the train loader every e
 (``reload_dataloaders_every_n_epochs: 1``, set by the experiment). Validation scores whole views;
 the test loader scores the validation views (``part`` 0, for the operating point) then the test
 views (``part`` 1).
+
+Before any epoch the selection decodes every view (into the image cache, in threads) and hashes
+it: a file that cannot be read or decoded stops the run, naming it, or with ``skip_broken`` leaves
+its case out, counted and listed; the digests go into the sample table, so the split refuses one
+image in two parts. :meth:`MammoDataModule.check` adds the content audit and the tree's empty
+folders and dangling links.
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.integrity import (
+    FileFacts,
+    audit_content,
+    facts_cache_file,
+    inspect_files,
+    tree_problems,
+)
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.core.io import write_text_atomic
 from kbaselines.mammo.cache import ImageCache
@@ -72,8 +85,9 @@ class MammoDataModule(FoldDataModule):
         group_key: ``patient`` (default; all cases of a patient in one fold) or ``case``.
         stratify_key: ``grp`` (the class) or None.
         domain_key: ``device`` or None, for ``leave_one_group_out``.
-        skip_broken: leave out cases with problems (listed in ``skipped_cases.csv`` of the
-            fold's folder and in the log) instead of stopping.
+        skip_broken: leave out cases with problems (a DICOM that cannot be read or decoded, a bad
+            metadata row, a bad contour; counted and listed in the log and in
+            ``skipped_cases.csv`` of the fold's folder) instead of stopping.
     """
 
     def __init__(
@@ -132,7 +146,7 @@ class MammoDataModule(FoldDataModule):
         self.skip_broken = skip_broken
         self._index: MammoIndex | None = None
         self._cache: ImageCache | None = None
-        self._failures_checked = False
+        self._facts: dict[str, FileFacts] | None = None
 
     # -- the dataset ------------------------------------------------------------------------------
     @property
@@ -160,21 +174,21 @@ class MammoDataModule(FoldDataModule):
         return self._cache
 
     def prepare_data(self) -> None:
-        """Generate the synthetic tree when configured, index it, and fill the image cache."""
+        """Generate the synthetic tree when configured and index it. The selection
+        (:meth:`cases`, :meth:`check`) decodes the files, so that ``check(workers)`` sets the
+        threads."""
         if self.synthetic is not None:
             ensure_synthetic_mammo(self.synthetic_root(), **self.synthetic)
-        index = self.index
-        root = Path(index.root)
-        self.cache.build(root / path for case in index.cases for path in case.views.values())
+        _ = self.index
 
     def cases(self) -> list[MammoCase]:
-        """The usable cases, sorted by id.
+        """The usable cases, sorted by id, every view decoded (:meth:`_screen`).
 
         Raises:
             MammoDataError: cases have problems and ``skip_broken`` is false (each listed).
         """
         index = self.index
-        self._record_decoding_failures(index)
+        self._screen()
         if index.problems and not self.skip_broken:
             listing = "\n  ".join(str(p) for p in index.problems[:20])
             more = (
@@ -186,25 +200,45 @@ class MammoDataModule(FoldDataModule):
                 "set data.skip_broken=true to leave those cases out"
             )
         if index.bad_cases:
+            listing = "\n  ".join(
+                f"{case}: {'; '.join(str(p) for p in problems)}"
+                for case, problems in sorted(index.bad_cases.items())[:20]
+            )
+            more = (
+                f"\n  ... and {len(index.bad_cases) - 20} more" if len(index.bad_cases) > 20 else ""
+            )
             log.warning(
-                "%d cases skipped (data.skip_broken=true): %s",
+                "%d cases skipped (data.skip_broken=true; all in skipped_cases.csv):\n  %s%s",
                 len(index.bad_cases),
-                ", ".join(sorted(index.bad_cases)),
+                listing,
+                more,
             )
         return sorted(index.cases, key=lambda c: c.case_id)
 
-    def _record_decoding_failures(self, index: MammoIndex) -> None:
-        """Move cases with a view the cache could not decode to the bad cases (once)."""
-        if self._failures_checked:
-            return
-        self._failures_checked = True
+    def _screen(self, workers: int | None = None) -> dict[str, FileFacts]:
+        """Decode every view of the indexed cases into the image cache and read and hash every one
+        (threads, progress bars; once per process, then from the caches while files keep their
+        size and time); cases with a view that cannot be read or decoded move to the bad cases.
+        Returns the files' facts (digest, identity) for the content audit."""
+        if self._facts is not None:
+            return self._facts
+        index = self.index
         root = Path(index.root)
+        paths = [root / rel for case in index.cases for rel in case.views.values()]
+        self.cache.build(paths, workers=workers)
+        facts = inspect_files(
+            paths,
+            decode=None,
+            cache_file=facts_cache_file(self._cache_base(), root, "dicom"),
+            workers=workers,
+            desc="reading mammograms",
+        )
         keep = []
         for case in index.cases:
             problems = [
                 Problem(rel, reason)
                 for rel in case.views.values()
-                if (reason := self.cache.failure(root / rel)) is not None
+                if (reason := facts[str(root / rel)].error or self.cache.failure(root / rel))
             ]
             if problems:
                 index.problems += problems
@@ -212,6 +246,8 @@ class MammoDataModule(FoldDataModule):
             else:
                 keep.append(case)
         index.cases = keep
+        self._facts = facts
+        return facts
 
     def skipped_rows(self) -> list[tuple[str, str]]:
         """``(case, reason)`` of every skipped case: the bad ones and the discarded (``discard_yn``)."""
@@ -225,8 +261,13 @@ class MammoDataModule(FoldDataModule):
         return rows
 
     def sample_table(self) -> SampleTable:
-        """Cases for the CV layer: ids are case ids, groups ``group_key``, labels ``stratify_key``."""
+        """Cases for the CV layer: ids are case ids, groups ``group_key``, labels ``stratify_key``;
+        with each case's four files and their digests, so the split refuses one image in two
+        parts."""
         cases = self.cases()
+        facts = self._screen()
+        root = Path(self.index.root)
+        files = [tuple(case.views[view] for view in VIEWS) for case in cases]
         return SampleTable(
             ids=[c.case_id for c in cases],
             groups=[str(KEYS[self.group_key](c)) for c in cases],
@@ -236,6 +277,8 @@ class MammoDataModule(FoldDataModule):
             domains=None
             if self.domain_key is None
             else [str(KEYS[self.domain_key](c)) for c in cases],
+            files=files,
+            digests=[tuple(facts[str(root / rel)].digest for rel in row) for row in files],
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -361,9 +404,13 @@ class MammoDataModule(FoldDataModule):
 
     # -- checking ---------------------------------------------------------------------------------
     def check(self, workers: int | None = None) -> DatasetReport:
-        """Counts (cases per class, views, BI-RADS, lesions, sizes, devices) and every problem."""
+        """Counts (cases per class, views, BI-RADS, lesions, sizes, devices, files decoded) and
+        every problem: the index's (metadata rows, headers, contours against the image size),
+        views that cannot be read or decoded, one file under two paths or byte-identical in two
+        ``group_key`` groups, and empty folders and dangling links anywhere under the root."""
         index = self.index
-        self._record_decoding_failures(index)
+        facts = self._screen(workers)
+        root = Path(index.root)
         cases = index.cases
         lesions: dict[str, int] = {cls: 0 for cls in LESION_CLASSES}
         for case in cases:
@@ -382,10 +429,24 @@ class MammoDataModule(FoldDataModule):
             ),
             "devices": count(cases, lambda c: c.device),
             "histology": count(cases, lambda c: c.histology),
+            "DICOM files read and decoded": len(facts),
             "discarded (discard_yn = 1)": len(index.discarded),
             "cases with problems": len(index.bad_cases),
         }
         problems = list(index.problems)
+        problems += audit_content(
+            {c.case_id: [str(root / rel) for rel in c.views.values()] for c in cases},
+            {c.case_id: str(KEYS[self.group_key](c)) for c in cases},
+            facts,
+            root,
+        )
+        named = {p.file for p in problems}  # a case folder's problem already names its file
+        cache = self._cache_base().parent.resolve()
+        problems += [
+            p
+            for p in tree_problems(root, skip=lambda rel: (root / rel).resolve() == cache)
+            if p.file not in named
+        ]
         if not cases:
             problems.append(Problem(str(index.root), "no usable case"))
         return DatasetReport("Mammography", str(index.root), counts, problems)

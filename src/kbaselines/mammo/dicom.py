@@ -39,6 +39,7 @@ TEXT_SOURCES = (
     "PatientID",
     "StudyDescription",
 )
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _CODE_MEANINGS = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO"}
 _TOKEN = re.compile(r"(?<![A-Z])(LEFT|RIGHT|L|R)[ _\-.]?(CC|MLO)(?![A-Z])")
 
@@ -81,6 +82,8 @@ class DicomHeader:
 
 
 def _dcmread(path: Path, pixels: bool) -> pydicom.Dataset:
+    if path.stat().st_size == 0:
+        raise MammoDicomError(path, "is empty (0 bytes): export it again")
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as error:
@@ -171,6 +174,12 @@ def read_header(path: str | Path) -> DicomHeader:
 
 
 def _decode(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        raise MammoDicomError(
+            path,
+            "has no Pixel Data (7FE0,0010): not an image (a report or presentation state?); "
+            "remove it from the case or export the image again",
+        )
     try:
         return ds.pixel_array
     except (RuntimeError, NotImplementedError) as error:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kbaselines.core.io import write_text_atomic
-from kbaselines.mammo.dicom import DicomHeader, read_header
+from kbaselines.mammo.dicom import DicomHeader, MammoDicomError, read_header
 
 __all__ = ["HEADER_CACHE_VERSION", "HeaderCache"]
 
@@ -53,9 +53,18 @@ class HeaderCache:
         """The header of ``path`` (cached under ``key``), read only when the file changed.
 
         Raises:
-            MammoDicomError: the file is not a usable DICOM (see :func:`read_header`).
+            MammoDicomError: the file is a dangling link, unreadable or not a usable DICOM (see
+                :func:`read_header`).
         """
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as error:
+            reason = (
+                "is a dangling link: restore its target or remove it"
+                if path.is_symlink()
+                else f"cannot be read ({error.strerror})"
+            )
+            raise MammoDicomError(path, reason) from error
         stamp = [stat.st_size, stat.st_mtime_ns]
         entry = self._stored.get(key)
         if entry is not None and entry.get("stamp") == stamp:

@@ -2,6 +2,10 @@
 
 Every problem (file, record, reason) is collected rather than raised, so that
 ``check_dataset.py`` lists all of them and the DataModule can stop or skip the cases concerned.
+Metadata rows are validated against one schema (:class:`MetadataRow`), as the contour files are
+(:class:`~kbaselines.mammo.contours.ContourDocument`). Every file is read again at each build;
+only the DICOM headers are kept between starts, by size and modification time
+(:class:`~kbaselines.mammo.headers.HeaderCache`), so an edit in place is always seen.
 """
 
 from __future__ import annotations
@@ -12,15 +16,26 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator
 from tqdm.auto import tqdm
 
 from kbaselines.core.data.dataset_report import Problem
-from kbaselines.mammo.contours import Lesion, MammoContourError, read_contours, read_masks
+from kbaselines.core.data.schema import RecordSchema, validate_record
+from kbaselines.mammo.contours import Lesion, read_contours, read_masks
 from kbaselines.mammo.dicom import VIEWS, DicomHeader, MammoDicomError
 from kbaselines.mammo.headers import HeaderCache
 
-__all__ = ["CLASSES", "MammoCase", "MammoIndex", "build_index", "read_metadata"]
+__all__ = [
+    "CLASSES",
+    "MammoCase",
+    "MammoIndex",
+    "MetadataRow",
+    "build_index",
+    "metadata_records",
+    "read_metadata",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +96,83 @@ class MammoIndex:
     discarded: list[str] = field(default_factory=list)
 
 
+#: BI-RADS categories (mammography.md), upper or lower case; empty when not recorded.
+BIRADS = ("", "0", "1", "2", "3", "4", "4a", "4b", "4c", "5", "6")
+
+
+def _birads(value: str) -> str:
+    if value.lower() not in BIRADS:
+        raise ValueError(f"BI-RADS is one of {', '.join(BIRADS[1:])} or empty")
+    return value
+
+
+BiRads = Annotated[str, AfterValidator(_birads)]
+
+
+class MetadataRow(RecordSchema):
+    """A case of ``metadata.csv`` (mammography.md), values as strings: the fields the index reads
+    are checked; other columns (age, histology, stage ...) are kept as they are."""
+
+    grp: Literal[CLASSES]
+    case_id: str = ""
+    recvid: str = ""
+    both1: BiRads = ""
+    left1: BiRads = ""
+    right1: BiRads = ""
+
+
+def metadata_records(path: Path) -> tuple[list[tuple[str, dict[str, str]]], list[Problem]]:
+    """``(record, row)`` of every row of ``metadata.csv`` (``"row <line>"``) or ``metadata.json``
+    (a list of objects, ``"[<index>]"``), values as stripped strings, and the file's problems
+    (not readable, a row with more or fewer fields than the header, a JSON entry not an object).
+    The rows are not validated here (see :class:`MetadataRow`)."""
+    name = path.name
+    try:
+        if path.suffix == ".json":
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                return _csv_records(csv.reader(handle), name)
+    except (OSError, ValueError, csv.Error) as error:  # a UnicodeDecodeError is a ValueError
+        return [], [Problem(name, f"not readable ({error}): save it as UTF-8 {path.suffix[1:]}")]
+    if not isinstance(entries, list):
+        return [], [Problem(name, f"is a JSON {type(entries).__name__}, expected a list of rows")]
+    records, problems = [], []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            row = {k: "" if v is None else str(v).strip() for k, v in entry.items()}
+            records.append((f"[{index}]", row))
+        else:
+            problems.append(
+                Problem(name, f"is a {type(entry).__name__}, not an object", f"[{index}]")
+            )
+    return records, problems
+
+
+def _csv_records(reader: Any, name: str) -> tuple[list[tuple[str, dict[str, str]]], list[Problem]]:
+    header = [column.strip() for column in next(reader, [])]
+    records, problems = [], []
+    for values in reader:
+        if not any(value.strip() for value in values):
+            continue  # a blank line
+        record = f"row {reader.line_num}"
+        if len(values) != len(header):
+            problems.append(
+                Problem(
+                    name,
+                    f"has {len(values)} fields, the header {len(header)}: a comma too many or "
+                    "too few (quote values that hold commas)",
+                    record,
+                )
+            )
+        records.append((record, {k: v.strip() for k, v in zip(header, values, strict=False)}))
+    return records, problems
+
+
 def read_metadata(path: Path) -> list[dict[str, str]]:
-    """Rows of ``metadata.csv`` (or ``metadata.json``, a list of objects), values as strings."""
-    if path.suffix == ".json":
-        rows = json.loads(path.read_text())
-        return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
+    """Rows of ``metadata.csv`` (or ``metadata.json``), values as strings, read tolerantly (see
+    :func:`metadata_records` for their problems)."""
+    return [row for _, row in metadata_records(path)[0]]
 
 
 def _metadata_file(root: Path) -> Path:
@@ -122,7 +207,8 @@ def _case_views(
 ) -> tuple[dict[str, str], dict[str, DicomHeader]]:
     views: dict[str, str] = {}
     headers: dict[str, DicomHeader] = {}
-    for path in sorted(folder.glob("*.dcm")):
+    files = sorted(folder.glob("*.dcm"))
+    for path in files:
         rel = path.relative_to(root).as_posix()
         try:
             header = cache.header(path, rel)
@@ -136,44 +222,77 @@ def _case_views(
             continue
         views[header.view] = rel
         headers[header.view] = header
+    name = folder.relative_to(root).as_posix()
     missing = [v for v in VIEWS if v not in views]
-    if missing and views:
+    if not files:
         problems.append(
             Problem(
-                folder.relative_to(root).as_posix(),
-                f"missing view(s) {', '.join(missing)}: a case needs the four views RCC, RMLO, LCC, LMLO",
+                name,
+                "has no .dcm file (an empty case folder?): add the case's four views, or remove "
+                "the folder and its metadata row",
             )
         )
     elif not views:
-        problems.append(Problem(folder.relative_to(root).as_posix(), "no readable DICOM file"))
+        problems.append(
+            Problem(name, "no readable DICOM file (see its files' problems): export the case again")
+        )
+    elif missing:
+        problems.append(
+            Problem(
+                name,
+                f"missing view(s) {', '.join(missing)}: a case needs the four views RCC, RMLO, LCC, LMLO",
+            )
+        )
     return views, headers
 
 
 def _lesions(
     root: Path, case_id: str, grp: str, headers: dict[str, DicomHeader], problems: list[Problem]
 ) -> tuple[list[Lesion], bool]:
+    """The case's lesions (contour file, then masks not drawn there) and its discard flag."""
     sizes = {view: (h.rows, h.columns) for view, h in headers.items()}
     lesions: list[Lesion] = []
     discard = False
     contour = root / "contours" / f"{case_id}.json"
-    try:
-        if contour.is_file():
-            parsed = read_contours(contour, sizes)
-            lesions, discard = parsed.lesions, parsed.discard
-        masks = root / "masks" / case_id
-        if masks.is_dir():
-            known = {lesion.lesion_id: lesion.cls for lesion in lesions}
-            drawn = {(lesion.view, lesion.lesion_id) for lesion in lesions}
-            extra = read_masks(masks, sizes, known, grp if grp != "normal" else "benign")
-            lesions += [m for m in extra if (m.view, m.lesion_id) not in drawn]
-    except MammoContourError as error:
-        rel = (
-            Path(error.path).relative_to(root).as_posix()
-            if Path(error.path).is_absolute()
-            else error.path
-        )
-        problems.append(Problem(rel, error.reason, error.record))
+    if contour.is_file():
+        parsed = read_contours(contour, sizes, root)
+        lesions, discard = parsed.lesions, parsed.discard
+        problems += parsed.problems
+    masks = root / "masks" / case_id
+    if masks.is_dir():
+        known = {lesion.lesion_id: lesion.cls for lesion in lesions}
+        drawn = {(lesion.view, lesion.lesion_id) for lesion in lesions}
+        extra, found = read_masks(masks, sizes, known, grp if grp != "normal" else "benign", root)
+        lesions += [m for m in extra if (m.view, m.lesion_id) not in drawn]
+        problems += found
     return lesions, discard
+
+
+def _metadata_rows(metadata: Path, index: MammoIndex) -> dict[str, dict[str, str]]:
+    """The valid metadata row of each case; every problem goes to ``index`` (and the case of a
+    row with problems, or listed twice, to its bad cases)."""
+    records, problems = metadata_records(metadata)
+    by_record: dict[str | None, list[Problem]] = {}
+    for problem in problems:
+        by_record.setdefault(problem.record, []).append(problem)
+    index.problems += by_record.pop(None, [])
+    rows: dict[str, dict[str, str]] = {}
+    for record, row in records:
+        found = by_record.pop(record, [])
+        found += validate_record(MetadataRow, row, metadata.name, record)[1]
+        case_id = row.get("case_id") or row.get("recvid") or ""
+        if not case_id:
+            found.append(Problem(metadata.name, "no case_id (nor recvid)", record))
+        elif case_id in rows or case_id in index.bad_cases:
+            found.append(Problem(metadata.name, f"case {case_id} listed twice", record))
+        index.problems += found
+        if found and case_id:
+            index.bad_cases.setdefault(case_id, []).extend(found)
+        elif case_id:
+            rows[case_id] = row
+    for left in by_record.values():  # JSON entries that are not objects
+        index.problems += left
+    return {case: row for case, row in rows.items() if case not in index.bad_cases}
 
 
 def build_index(root: str | Path, header_cache: str | Path | None = None) -> MammoIndex:
@@ -187,32 +306,14 @@ def build_index(root: str | Path, header_cache: str | Path | None = None) -> Mam
     root = Path(root)
     cache = HeaderCache(header_cache)
     metadata = _metadata_file(root)
-    rows = read_metadata(metadata)
     index = MammoIndex(root=root, cases=[])
-    by_case: dict[str, dict[str, str]] = {}
-    for number, row in enumerate(rows, start=2):
-        case_id = row.get("case_id") or row.get("recvid") or ""
-        record = f"row {number}"
-        if not case_id:
-            index.problems.append(Problem(metadata.name, "no case_id (nor recvid)", record))
-        elif case_id in by_case:
-            index.problems.append(Problem(metadata.name, f"case {case_id} listed twice", record))
-            index.bad_cases.setdefault(case_id, [])
-        elif row.get("grp") not in CLASSES:
-            problem = Problem(
-                metadata.name,
-                f"grp {row.get('grp')!r} of case {case_id}: expected one of {CLASSES}",
-                record,
-            )
-            index.problems.append(problem)
-            index.bad_cases.setdefault(case_id, []).append(problem)
-        else:
-            by_case[case_id] = row
+    by_case = _metadata_rows(metadata, index)
     images = root / "images"
     folders = {p.name: p for p in sorted(images.iterdir()) if p.is_dir()} if images.is_dir() else {}
     for name in sorted(set(folders) - set(by_case) - set(index.bad_cases)):
         problem = Problem(
-            f"images/{name}", "images without a metadata.csv row; add the row or remove the folder"
+            f"images/{name}",
+            f"images without a {metadata.name} row; add the row or remove the folder",
         )
         index.problems.append(problem)
         index.bad_cases.setdefault(name, []).append(problem)
