@@ -50,19 +50,13 @@ def test_reader_keeps_persons_and_names_every_unusable_record(tmp_path: Path) ->
     assert (first.score, first.bbox, first.person_no) == (0.9, (150, 0, 200, 45), DETECTION_NUMBERS)
     assert second.bbox == (10, 10, 50, 90) and not second.keypoints.any()
     reasons = {p.record: p.reason for p in found.problems}
-    assert set(reasons) == {
-        "detection 4 (image_id 7)",
-        "detection 5 (image_id 7)",
-        "detection 6 (image_id 7)",
-        "detection 7 (image_id 8)",
-        "detection 8 (image_id 7)",
-        "detection 9",
-    }
-    assert "bbox" in reasons["detection 4 (image_id 7)"]
-    assert "no area" in reasons["detection 5 (image_id 7)"]
-    assert "outside the 200x100 image" in reasons["detection 6 (image_id 7)"]
-    assert "img_no" in reasons["detection 7 (image_id 8)"]
-    assert "score" in reasons["detection 8 (image_id 7)"]
+    assert set(reasons) == {f"detections[{k}]" for k in range(4, 10)}
+    assert "key 'bbox' is missing" in reasons["detections[4]"]
+    assert "no area" in reasons["detections[5]"]
+    assert "outside the 200x100 image" in reasons["detections[6]"]
+    assert "key 'image_id': 8 is no img_no" in reasons["detections[7]"]
+    assert "key 'score' is missing" in reasons["detections[8]"]
+    assert "not an object" in reasons["detections[9]"]
     assert all(p.file == str(path) for p in found.problems)
 
 
@@ -165,10 +159,10 @@ def test_broken_detections_stop_or_are_skipped(pose_root: Path, tmp_path: Path) 
     records = json.loads(path.read_text())
     records.append({"image_id": 10**9, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.3})
     path.write_text(json.dumps(records))
-    with pytest.raises(PoseFormatError, match=r"detection \d+ \(image_id 1000000000\)"):
+    with pytest.raises(PoseFormatError, match=r"\[detections\[\d+\]\]: key 'image_id': 1000000000"):
         _datamodule(pose_root, detections=str(path))
     skipped = _datamodule(pose_root, detections=str(path), skip_broken=True)
     assert len(skipped.eval_records("test")) == len(records) - 1
     report = PoseDataModule(root=str(pose_root), detections=str(path)).check()
     assert report.counts["detections"]["boxes"] == len(records) - 1
-    assert any("image_id 1000000000" in str(p) for p in report.problems)
+    assert any("'image_id': 1000000000" in str(p) for p in report.problems)

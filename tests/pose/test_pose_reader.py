@@ -91,11 +91,12 @@ def test_broken_records_are_named_with_file_and_record(pose_root: Path, tmp_path
     annotations[3]["bbox"] = [5000, 5000, 6000, 6000]
     path = _write(tmp_path, document)
     content = read_2d(path)
-    reasons = {p.record.split(" (")[0]: p.reason for p in content.problems}
-    assert set(reasons) == {"annotation 0", "annotation 1", "annotation 3"}
-    assert "45 keypoint values; expected 48" in reasons["annotation 0"]
-    assert "img_no 99999" in reasons["annotation 1"]
-    assert "outside" in reasons["annotation 3"]
+    reasons = {p.record: p.reason for p in content.problems}
+    assert set(reasons) == {"annotations[0]", "annotations[1]", "annotations[3]"}
+    assert "key 'keypoints'" in reasons["annotations[0]"]
+    assert "has 45 values; expected 48" in reasons["annotations[0]"]
+    assert "img_no 99999, which no image record" in reasons["annotations[1]"]
+    assert "key 'bbox'" in reasons["annotations[3]"] and "outside" in reasons["annotations[3]"]
     assert content.clipped_boxes == 1
     clipped = next(
         p
@@ -119,7 +120,7 @@ def test_datamodule_refuses_or_skips_broken_records(pose_root: Path, tmp_path: P
     document["annotations"][0]["keypoints"] = [1, 2]
     _write(tmp_path, document)
     (tmp_path / "images").symlink_to(pose_root / "images")
-    with pytest.raises(PoseFormatError, match=r"(?s)1 problems.*annotation 0.*skip_broken"):
+    with pytest.raises(PoseFormatError, match=r"(?s)1 problems.*annotations\[0\].*skip_broken"):
         PoseDataModule(root=str(tmp_path)).sample_table()
     table = PoseDataModule(root=str(tmp_path), skip_broken=True).sample_table()
     assert len(table.ids) == len(document["annotations"]) - 1
@@ -130,9 +131,12 @@ def test_sample_table_and_check(pose_root: Path) -> None:
     table = datamodule.sample_table()
     assert len(set(table.groups)) == 6 and table.ids == sorted(table.ids)
     assert set(table.domains) == {"Camera 1", "Camera 2", "Camera 3", "Camera 4"}
+    assert all(f[0].startswith("images/studio_S1/") for f in table.files)
+    assert len({d[0] for d in table.digests}) == len({f[0] for f in table.files})
     report = datamodule.check()
     assert report.ok, report.render()
     counts = report.counts
+    assert counts["image files opened"] == counts["images"] and counts["people left out"] == 0
     assert counts["people"] == len(table.ids)
     assert set(counts["visible joints per joint"]) == set(JOINTS)
     assert counts["3D"]["people with a 3D pose"] == len(table.ids)

@@ -10,13 +10,23 @@ paper's protocol); the ground-truth people stay available for scoring (:meth:`gr
 Beyond the :class:`~kbaselines.core.data.datamodule.FoldDataModule` contract, the pose task uses
 what this class declares for it: :meth:`uses_detections`, :meth:`ground_truth`, ``cameras``,
 ``poses_3d``, :attr:`image_root` and the heatmap ``codec``.
+
+Reading the dataset (for training, evaluation and the check alike) validates every record
+(:mod:`kbaselines.pose.reader`) and opens every selected image
+(:func:`~kbaselines.core.data.integrity.inspect_files`): an image that is missing, empty,
+truncated or of another format, an image record whose width and height are not the decoded
+image's, and a labelled keypoint outside the decoded image are problems that stop the run before
+training, or with ``skip_broken`` leave the records out, counted and listed. The facts of the
+images (size, modification time, digest) are cached in ``cache_dir`` by size and modification
+time; the JSON files are not cached, so an edit is always read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,13 @@ import numpy as np
 
 from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.integrity import (
+    FileFacts,
+    audit_content,
+    facts_cache_file,
+    inspect_files,
+    tree_problems,
+)
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.pose.codec import HeatmapCodec
 from kbaselines.pose.dataset import PoseDataset
@@ -35,6 +52,7 @@ from kbaselines.pose.reader import (
     PoseFormatError,
     PoseImage,
     PosePerson,
+    joints_outside,
     read_2d,
     read_3d,
     read_cameras,
@@ -83,13 +101,15 @@ class PoseDataModule(FoldDataModule):
         group_key: facet that groups samples (one of :data:`FACETS`).
         stratify_key: facet to stratify on, or None.
         domain_key: facet whose values are the domains of ``leave_one_group_out``, or None.
-        skip_broken: leave out broken records (counted and listed in a warning) instead of
-            stopping with an error.
+        skip_broken: leave out broken records and the people of unreadable images (counted
+            and listed in a warning) instead of stopping with an error.
         detections: a COCO results file of detected person boxes (``image_id`` = ``img_no``;
             relative paths are under ``root``) to evaluate the test part with; None: the
             ground-truth boxes.
         detection_category: the person category id of the detections file.
         detection_min_score: detections scoring below it are left out (counted).
+        cache_dir: where the facts of the opened images are kept between runs (an image whose
+            size and modification time are unchanged is not read again); None: no cache.
     """
 
     def __init__(
@@ -122,6 +142,7 @@ class PoseDataModule(FoldDataModule):
         detections: str | None = None,
         detection_category: int = 1,
         detection_min_score: float = 0.0,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -158,8 +179,14 @@ class PoseDataModule(FoldDataModule):
             "category_id": detection_category,
             "min_score": detection_min_score,
         }
+        self.cache_dir = cache_dir
         self._samples: dict[str, Sample] | None = None
         self._images: dict[int, PoseImage] = {}
+        self._image_records: dict[int, tuple[str, str]] = {}
+        self._person_records: dict[str, tuple[str, str]] = {}
+        self._facts: dict[str, FileFacts] = {}
+        self._left_out: Counter[str] = Counter()
+        self._unreadable: list[str] = []
         self._detections: Detections | None = None
         self.truth: dict[str, list[Sample]] = {}
         self._problems: list[Problem] = []
@@ -183,8 +210,9 @@ class PoseDataModule(FoldDataModule):
         if self.synthetic is not None:
             ensure_synthetic_pose(self.synthetic_root(), **self.synthetic)
 
-    def _read(self) -> dict[str, Sample]:
-        """Read every file once: people by sample id, 3D poses, cameras, problems."""
+    def _read(self, workers: int | None = None) -> dict[str, Sample]:
+        """Read every file once: people by sample id, 3D poses, cameras, the selected images'
+        facts, and every problem (files named relative to the root)."""
         if self._samples is not None:
             return self._samples
         folder = self.folder
@@ -194,52 +222,135 @@ class PoseDataModule(FoldDataModule):
                 f"{folder}: no 2D annotation file matches data.annotations_2d={self.annotations_2d!r}"
             )
         samples: dict[str, Sample] = {}
-        owner: dict[int, str] = {}
         problems: list[Problem] = []
         for file in files:
-            try:
-                content = read_2d(file)
-            except PoseFormatError as error:
-                problems.append(error.problem)
-                continue
-            problems += content.problems
-            self.clipped_boxes += content.clipped_boxes
-            self._images.update(content.images)
-            for img_no in content.images:
-                if img_no in owner:
-                    problems.append(
-                        Problem(str(file), f"img_no {img_no} is also in {owner[img_no]}")
-                    )
-                owner.setdefault(img_no, str(file))
-            for person in content.people:
-                if person.id in samples:
-                    problems.append(Problem(str(file), "person given twice", person.id))
-                    continue
-                samples[person.id] = (person, content.images[person.img_no])
-        for file in sorted(folder.glob(self.annotations_3d)) if self.annotations_3d else []:
-            try:
-                poses, bad = read_3d(file)
-            except PoseFormatError as error:
-                problems.append(error.problem)
-                continue
-            self.poses_3d.update(poses)
-            problems += bad
-        calibration = folder / self.cameras_file
-        if calibration.is_file():
-            try:
-                self.cameras = read_cameras(calibration)
-            except PoseFormatError as error:
-                problems.append(error.problem)
+            problems += self._read_2d(file, samples)
+        problems += self._read_3d()
+        problems += self._inspect_images(samples, workers)
         if self.clipped_boxes:
             log.info(
                 "%s: %d boxes stuck out of their image and were clipped", folder, self.clipped_boxes
             )
-        self._problems = problems
+        self._problems = [replace(p, file=self._name(p.file)) for p in problems]
         self._samples = dict(sorted(samples.items()))
         return self._samples
 
+    def _name(self, path: str | Path) -> str:
+        """A file as problems name it: relative to the root where it is under it."""
+        try:
+            return Path(path).relative_to(self.folder).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _image_file(self, image: PoseImage) -> str:
+        return str(self.image_root / image.path)
+
+    def _read_2d(self, file: Path, samples: dict[str, Sample]) -> list[Problem]:
+        """Add one 2D file's people to ``samples``; its problems."""
+        try:
+            content = read_2d(file)
+        except PoseFormatError as error:
+            self._left_out["annotation files"] += 1
+            return error.problems
+        problems = content.problems
+        self._left_out["annotated people"] += content.annotations - len(content.people)
+        self.clipped_boxes += content.clipped_boxes
+        for img_no, image in content.images.items():
+            if img_no in self._images:
+                other, record = self._image_records[img_no]
+                problems.append(
+                    Problem(
+                        str(file),
+                        f"img_no {img_no} is also the img_no of {record} of {self._name(other)}: "
+                        "give every image its own img_no",
+                        content.image_records[img_no],
+                    )
+                )
+                continue
+            self._images[img_no] = image
+            self._image_records[img_no] = (str(file), content.image_records[img_no])
+        for person in content.people:
+            if self._images[person.img_no] is not content.images[person.img_no]:
+                self._left_out["annotated people"] += 1  # on an img_no of another file (above)
+                continue
+            samples[person.id] = (person, content.images[person.img_no])
+            self._person_records[person.id] = (str(file), content.person_records[person.id])
+        return problems
+
+    def _read_3d(self) -> list[Problem]:
+        """Read the 3D files and ``cameras.json`` (both optional); their problems."""
+        problems: list[Problem] = []
+        for file in sorted(self.folder.glob(self.annotations_3d)) if self.annotations_3d else []:
+            try:
+                poses, bad = read_3d(file)
+            except PoseFormatError as error:
+                problems += error.problems
+                continue
+            self.poses_3d.update(poses)
+            problems += bad
+        calibration = self.folder / self.cameras_file
+        if calibration.is_file():
+            try:
+                self.cameras = read_cameras(calibration)
+            except PoseFormatError as error:
+                problems += error.problems
+        return problems
+
+    def _inspect_images(self, samples: dict[str, Sample], workers: int | None) -> list[Problem]:
+        """Open every image of ``samples`` and drop the people whose image is unreadable or not
+        the size its record says, or whose labelled keypoints lie outside the decoded image."""
+        images = {image.img_no: image for _, image in samples.values()}
+        self._facts = inspect_files(
+            [self._image_file(i) for i in images.values()],
+            cache_file=facts_cache_file(self.cache_dir, self.folder, "pose"),
+            workers=workers,
+            desc="Opening the pose images",
+        )
+        problems: list[Problem] = []
+        broken: set[int] = set()
+        for img_no, image in images.items():
+            path = self._image_file(image)
+            fact = self._facts[path]
+            file, record = self._image_records[img_no]
+            if fact.error:
+                problems.append(
+                    Problem(path, f"{fact.error} (img_no {img_no}, {record} of {self._name(file)})")
+                )
+                self._unreadable.append(self._name(path))
+                broken.add(img_no)
+            elif (fact.width, fact.height) != (image.width, image.height):
+                problems.append(
+                    Problem(
+                        file,
+                        f"keys 'width', 'height': {image.width}x{image.height}, but "
+                        f"{self._name(path)} is {fact.width}x{fact.height}: correct the record "
+                        "(its boxes and keypoints must be in the image's pixels) or the image",
+                        record,
+                    )
+                )
+                broken.add(img_no)
+        for sample, (person, image) in list(samples.items()):
+            if image.img_no not in broken:
+                fact = self._facts[self._image_file(image)]
+                outside = joints_outside(person.keypoints, fact.width, fact.height)
+                if not outside:
+                    continue
+                file, record = self._person_records[sample]
+                problems.append(
+                    Problem(
+                        file,
+                        f"key 'keypoints': labelled joints outside the {fact.width}x{fact.height} "
+                        f"image {self._name(self._image_file(image))}: {', '.join(outside)}; "
+                        "correct them, or set their view flag to 0 (not labelled)",
+                        record,
+                    )
+                )
+            del samples[sample]
+            self._left_out["annotated people"] += 1
+        return problems
+
     def samples(self) -> dict[str, Sample]:
-        """Every usable person by sample id, sorted.
+        """Every usable person by sample id, sorted (the images opened on the first call).
 
         Raises:
             PoseFormatError: the files have problems (unless ``skip_broken``), listing them.
@@ -249,16 +360,25 @@ class PoseDataModule(FoldDataModule):
             listing = "\n  ".join(str(p) for p in self._problems[:_SHOWN])
             more = len(self._problems) - _SHOWN
             listing += f"\n  ... and {more} more" if more > 0 else ""
-            found = f"{len(self._problems)} problems in the annotation files:\n  {listing}"
+            found = f"{len(self._problems)} problems in the pose files:\n  {listing}"
             if not self.skip_broken:
                 raise PoseFormatError(
                     self.folder,
                     f"{found}\nFix them (python scripts/check_dataset.py data=pose data.root="
                     f"{self.root} lists every one), or set data.skip_broken=true to leave those "
-                    "records out",
+                    "records and images out",
                 )
-            log.warning("%s\nThey are left out (data.skip_broken=true).", found)
+            log.warning("%s\n%s", found, self._left_out_summary())
         return samples
+
+    def _left_out_summary(self) -> str:
+        """What ``skip_broken`` left out: counts, and the unreadable images by name."""
+        counts = ", ".join(f"{n} {what}" for what, n in sorted(self._left_out.items()) if n)
+        shown = "\n  ".join(self._unreadable[:_SHOWN])
+        more = len(self._unreadable) - _SHOWN
+        shown += f"\n  ... and {more} more" if more > 0 else ""
+        images = f"; {len(self._unreadable)} unreadable images:\n  {shown}" if shown else ""
+        return f"Left out (data.skip_broken=true): {counts or 'nothing'}{images}"
 
     @staticmethod
     def facet(image: PoseImage, key: str) -> str:
@@ -266,9 +386,11 @@ class PoseDataModule(FoldDataModule):
         return image.instant if key == "instant" else str(getattr(image, key))
 
     def sample_table(self) -> SampleTable:
-        """People for the CV layer, grouped by ``group_key``."""
+        """People for the CV layer, grouped by ``group_key``, with their image and its digest
+        (the split refuses a fold whose parts share an image's content)."""
         samples = self.samples()
         images = [image for _, image in samples.values()]
+        paths = [self._image_file(i) for i in images]
         return SampleTable(
             ids=list(samples),
             groups=[self.facet(i, self.group_key) for i in images],
@@ -278,6 +400,8 @@ class PoseDataModule(FoldDataModule):
             domains=None
             if self.domain_key is None
             else [self.facet(i, self.domain_key) for i in images],
+            files=[(self._name(p),) for p in paths],
+            digests=[(self._facts[p].digest,) for p in paths],
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -387,23 +511,18 @@ class PoseDataModule(FoldDataModule):
 
     # -- checking ---------------------------------------------------------------------------------
     def check(self, workers: int | None = None) -> DatasetReport:
-        """Counts (images, people, joints, actions, cameras, 3D coverage) and every problem."""
-        samples = self._read()
+        """Counts (images opened, people, joints, actions, cameras, 3D coverage, what is left
+        out) and every problem: the records, the images (opened with ``workers`` threads), the
+        content audit, empty folders and dangling links."""
+        samples = self._read(workers)
         images = {image.img_no: image for _, image in samples.values()}
         people = [p for p, _ in samples.values()]
         flags = (
             np.stack([p.keypoints[:, 2] for p in people]) if people else np.zeros((0, len(JOINTS)))
         )
-        problems = list(self._problems)
-        for image in images.values():
-            if not (self.image_root / image.path).is_file():
-                problems.append(
-                    Problem(
-                        str(self.image_root / image.path),
-                        "image file missing",
-                        f"img_no {image.img_no}",
-                    )
-                )
+        problems = self._problems + self._content_problems(samples)
+        named = {p.file for p in problems}
+        problems += [p for p in tree_problems(self.folder) if p.file not in named]
         with_3d = sum(
             (image.instant, p.person_no) in self.poses_3d for p, image in samples.values()
         )
@@ -411,14 +530,14 @@ class PoseDataModule(FoldDataModule):
         uncalibrated = [c for c in cams if self.cameras and c not in self.cameras]
         for camera in uncalibrated:
             problems.append(
-                Problem(
-                    str(self.folder / self.cameras_file),
-                    f"camera {camera!r} of the images has no calibration",
-                )
+                Problem(self.cameras_file, f"camera {camera!r} of the images has no calibration")
             )
         counts: dict[str, dict[str, int] | int] = {
             "images": len(images),
+            "image files opened": len(self._facts),
+            "unreadable image files": len(self._unreadable),
             "people": len(people),
+            "people left out": self._left_out["annotated people"],
             "recordings": len({i.recording for i in images.values()}),
             "clipped boxes": self.clipped_boxes,
             "visible joints per joint": {
@@ -441,7 +560,7 @@ class PoseDataModule(FoldDataModule):
                     self._detections_path(), self._images, **self.detection_settings
                 )
             except PoseFormatError as error:
-                problems.append(error.problem)
+                problems += error.problems
             else:
                 problems += found.problems
                 counts["detections"] = {
@@ -451,4 +570,30 @@ class PoseDataModule(FoldDataModule):
                     "below data.detection_min_score (left out)": found.below_score,
                     "clipped boxes": found.clipped_boxes,
                 }
+        problems = [replace(p, file=self._name(p.file)) for p in problems]
         return DatasetReport("Pose", str(self.folder), counts, problems)
+
+    def _content_problems(self, samples: dict[str, Sample]) -> list[Problem]:
+        """One image under two records or two paths, and byte-identical images in two groups."""
+        by_path: dict[str, list[int]] = defaultdict(list)
+        for img_no, image in self._images.items():
+            by_path[image.path].append(img_no)
+        problems = []
+        for path, img_nos in by_path.items():
+            first = self._image_records[img_nos[0]]
+            for img_no in img_nos[1:]:
+                file, record = self._image_records[img_no]
+                problems.append(
+                    Problem(
+                        self._name(file),
+                        f"img_path {path} is also the img_path of {first[1]} of "
+                        f"{self._name(first[0])} (img_no {img_nos[0]}): one image, two records; "
+                        "merge them",
+                        record,
+                    )
+                )
+        files = {sample: [self._image_file(image)] for sample, (_, image) in samples.items()}
+        groups = {
+            sample: self.facet(image, self.group_key) for sample, (_, image) in samples.items()
+        }
+        return problems + audit_content(files, groups, self._facts, self.folder)

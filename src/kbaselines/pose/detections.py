@@ -5,10 +5,12 @@ The file is a COCO results list::
 
     [{"image_id": 17991, "category_id": 1, "bbox": [x, y, w, h], "score": 0.98}, ...]
 
-``image_id`` is the 2D file's ``img_no``. Records of other categories (a general detector's cars and
-dogs) are left out and counted; boxes that stick out of their image are clipped and counted; a
-record that cannot be used (no box, a box of zero size or outside its image, an image the dataset
-does not have) is a problem naming the file and the record. Each detection becomes a
+``image_id`` is the 2D file's ``img_no``. Every record is validated against
+:class:`DetectionRecord` (every problem of every record reported, named ``detections[4]``).
+Records of other categories (a general detector's cars and dogs) are left out and counted; boxes
+that stick out of their image are clipped and counted; a record that cannot be used (no box, a box
+of zero size or outside its image, an image the dataset does not have) is a problem naming the
+file, the record and the key. Each detection becomes a
 :class:`~kbaselines.pose.reader.PosePerson` without keypoints, numbered per image by
 descending score, so that the crop pipeline treats it as any person.
 """
@@ -21,15 +23,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import StrictInt
 
 from kbaselines.core.data.dataset_report import Problem
+from kbaselines.core.data.schema import RecordSchema, validate_records
 from kbaselines.pose.joints import NUM_JOINTS
-from kbaselines.pose.reader import PoseFormatError, PoseImage, PosePerson
+from kbaselines.pose.reader import Number, PoseFormatError, PoseImage, PosePerson, numbers
 
-__all__ = ["DETECTION_NUMBERS", "Detections", "read_detections"]
+__all__ = ["DETECTION_NUMBERS", "DetectionRecord", "Detections", "read_detections"]
 
 #: Detections are numbered from here within an image, apart from annotated ``person_no``.
 DETECTION_NUMBERS = 1001
+
+
+#: A COCO results box, corner and size.
+Box = numbers(4, "[x, y, width, height]")
+
+
+class DetectionRecord(RecordSchema):
+    """A COCO result: the image (``img_no``), the category (default: the person's), the box, the
+    score."""
+
+    image_id: StrictInt
+    category_id: StrictInt | None = None
+    bbox: Box
+    score: Number
 
 
 @dataclass
@@ -47,14 +65,15 @@ class Detections:
         return sum(len(v) for v in self.by_image.values())
 
 
-def _box(raw: dict, image: PoseImage) -> tuple[tuple[float, float, float, float], bool]:
+def _box(
+    record: DetectionRecord, image: PoseImage
+) -> tuple[tuple[float, float, float, float], bool]:
     """The clipped ``[x1, y1, x2, y2]`` of a record's ``[x, y, w, h]`` and whether it was clipped."""
-    bbox = raw.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4:
-        raise ValueError("has no bbox [x, y, width, height]")
-    x, y, w, h = (float(v) for v in bbox)
+    x, y, w, h = record.bbox
     if not (w > 0 and h > 0):
-        raise ValueError(f"bbox {bbox} has no area (COCO results boxes are [x, y, width, height])")
+        raise ValueError(
+            f"key 'bbox': {record.bbox} has no area (COCO results boxes are [x, y, width, height])"
+        )
     corners = (x, y, x + w, y + h)
     clipped = (
         max(0.0, min(x, image.width)),
@@ -63,7 +82,9 @@ def _box(raw: dict, image: PoseImage) -> tuple[tuple[float, float, float, float]
         max(0.0, min(y + h, image.height)),
     )
     if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
-        raise ValueError(f"bbox {bbox} lies outside the {image.width}x{image.height} image")
+        raise ValueError(
+            f"key 'bbox': {record.bbox} lies outside the {image.width}x{image.height} image"
+        )
     return clipped, clipped != corners
 
 
@@ -96,34 +117,33 @@ def read_detections(
             path, 'is not a COCO results list [{"image_id", "category_id", "bbox", "score"}, ...]'
         )
     result = Detections(str(path))
+    valid, result.problems = validate_records(DetectionRecord, records, str(path), "detections")
     found: dict[int, list[tuple[float, tuple[float, float, float, float]]]] = defaultdict(list)
-    for number, raw in enumerate(records):
-        record = f"detection {number}"
-        try:
-            if not isinstance(raw, dict):
-                raise ValueError("is not an object")
-            record = f"detection {number} (image_id {raw.get('image_id')})"
-            if int(raw.get("category_id", category_id)) != category_id:
-                result.other_categories += 1
-                continue
-            score = float(raw["score"])
-            if score < min_score:
-                result.below_score += 1
-                continue
-            image = images.get(int(raw["image_id"]))
-            if image is None:
-                raise ValueError(
-                    "refers to an image_id that is no img_no of the dataset's 2D files"
-                )
-            box, clipped = _box(raw, image)
-        except KeyError as error:
-            result.problems.append(Problem(str(path), f"lacks {error}", record))
+    for index, record in valid:
+        if record.category_id not in (None, category_id):
+            result.other_categories += 1
             continue
-        except (TypeError, ValueError) as error:
-            result.problems.append(Problem(str(path), str(error), record))
+        if record.score < min_score:
+            result.below_score += 1
+            continue
+        where = f"detections[{index}]"
+        image = images.get(record.image_id)
+        if image is None:
+            result.problems.append(
+                Problem(
+                    str(path),
+                    f"key 'image_id': {record.image_id} is no img_no of the dataset's 2D files",
+                    where,
+                )
+            )
+            continue
+        try:
+            box, clipped = _box(record, image)
+        except ValueError as error:
+            result.problems.append(Problem(str(path), str(error), where))
             continue
         result.clipped_boxes += clipped
-        found[image.img_no].append((score, box))
+        found[image.img_no].append((record.score, box))
     for img_no, boxes in sorted(found.items()):
         ranked = sorted(boxes, key=lambda sb: -sb[0])
         result.by_image[img_no] = [
