@@ -419,4 +419,4 @@ class KFaceDataModule(FoldDataModule):
                 "opened": len(facts),
                 "damaged": len(damaged),
             }
-        return DatasetReport("K-Face", str(index.tree), counts, problems)
+        return DatasetReport("K-Face", str(index.tree), counts, problems, len(facts))

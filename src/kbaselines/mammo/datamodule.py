@@ -449,4 +449,4 @@ class MammoDataModule(FoldDataModule):
         ]
         if not cases:
             problems.append(Problem(str(index.root), "no usable case"))
-        return DatasetReport("Mammography", str(index.root), counts, problems)
+        return DatasetReport("Mammography", str(index.root), counts, problems, len(facts))

@@ -571,7 +571,7 @@ class PoseDataModule(FoldDataModule):
                     "clipped boxes": found.clipped_boxes,
                 }
         problems = [replace(p, file=self._name(p.file)) for p in problems]
-        return DatasetReport("Pose", str(self.folder), counts, problems)
+        return DatasetReport("Pose", str(self.folder), counts, problems, len(self._facts))
 
     def _content_problems(self, samples: dict[str, Sample]) -> list[Problem]:
         """One image under two records or two paths, and byte-identical images in two groups."""

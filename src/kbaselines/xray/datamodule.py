@@ -340,7 +340,7 @@ class XrayDataModule(FoldDataModule):
             found.facts,
             found.root,
         )
-        return DatasetReport("X-ray baggage", str(found.root), counts, problems)
+        return DatasetReport("X-ray baggage", str(found.root), counts, problems, len(found.facts))
 
     def _is_cache(self, folder: str) -> bool:
         """True for the cache folder when it lies inside the root (not a dataset folder)."""
