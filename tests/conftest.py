@@ -30,6 +30,7 @@ def _tiny_kface_run(data: Path) -> list[str]:
     """Overrides of a K-Face run of seconds in ``data``: 16 people, 16 px, one epoch of 3 batches."""
     return [
         QUICK_EXPERIMENT,
+        f"paths.data_dir={data}",
         f"data.root={data}/kface_tiny",
         f"paths.cache_dir={data}/cache",
         "data.synthetic.num_people=16",

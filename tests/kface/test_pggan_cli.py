@@ -17,6 +17,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     data = tmp_path_factory.mktemp("pggan_data")
     return [
         "+experiment=kface_pggan_synthetic",
+        f"paths.data_dir={data}",
         f"data.root={data}/kface_tiny",
         f"paths.cache_dir={data}/cache",
         "data.synthetic.num_people=16",

@@ -13,10 +13,12 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError
 from pytorch_lightning.strategies import ParallelStrategy
 
 from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.generated import check_generation_root
 from kbaselines.core.task import BaseTask
 
 __all__ = [
@@ -25,12 +27,19 @@ __all__ = [
     "build_loggers",
     "build_task",
     "build_trainer",
+    "check_training_limits",
 ]
 
 
 def build_datamodule(data_cfg: DictConfig, **settings: Any) -> FoldDataModule:
     """The dataset's DataModule, with ``settings`` over the config's (``split``: the fold's ids
-    from the CV layer, or None for every sample a test sample)."""
+    from the CV layer, or None for every sample a test sample).
+
+    A synthetic data config may generate its dataset only into ``paths.data_dir`` or a folder
+    that already holds files (see :func:`~kbaselines.core.data.generated.check_generation_root`).
+    """
+    if data_cfg.get("synthetic") and data_cfg.get("root"):
+        check_generation_root(data_cfg.root, _data_dir(data_cfg), _data_config_name())
     datamodule = hydra.utils.instantiate(data_cfg, **settings)
     if not isinstance(datamodule, FoldDataModule):
         raise TypeError(
@@ -38,6 +47,21 @@ def build_datamodule(data_cfg: DictConfig, **settings: Any) -> FoldDataModule:
             "not a kbaselines.core.data.datamodule.FoldDataModule"
         )
     return datamodule
+
+
+def _data_dir(data_cfg: DictConfig) -> str | None:
+    """``paths.data_dir`` of the config ``data_cfg`` is part of (None for a lone data config)."""
+    try:
+        return OmegaConf.select(data_cfg, "..paths.data_dir")
+    except ConfigKeyError:
+        return None
+
+
+def _data_config_name() -> str:
+    """The data config of this run (``kface_synthetic``), for messages."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("data", "<name>_synthetic"))
+    return "<name>_synthetic"
 
 
 def build_task(
@@ -82,6 +106,20 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 def build_loggers(cfg: DictConfig) -> list[Any]:
     """The configured experiment loggers (CSV by default; TensorBoard, MLflow, W&B on request)."""
     return [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+
+
+def check_training_limits(trainer_cfg: DictConfig) -> None:
+    """Refuse ``trainer.max_epochs=-1`` (Lightning: no end) without a step or time limit."""
+    if (
+        trainer_cfg.get("max_epochs") == -1
+        and trainer_cfg.get("max_steps") in (None, -1)
+        and trainer_cfg.get("max_time") is None
+    ):
+        raise ValueError(
+            "trainer.max_epochs=-1 trains without end: set a limit as well, "
+            "trainer.max_steps=<optimizer steps> or trainer.max_time=<DD:HH:MM:SS>, "
+            "or a number of epochs (trainer.max_epochs=80)"
+        )
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:

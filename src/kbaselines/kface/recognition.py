@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -16,7 +17,13 @@ from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
 from kbaselines.core.task import BaseTask
 from kbaselines.core.weights import load_pretrained
-from kbaselines.kface.verification import Pairs, cosine_scores, make_pairs, recognition_metrics
+from kbaselines.kface.verification import (
+    RECOGNITION_METRICS,
+    Pairs,
+    cosine_scores,
+    make_pairs,
+    recognition_metrics,
+)
 
 __all__ = ["RecognitionTask"]
 
@@ -84,15 +91,33 @@ class RecognitionTask(BaseTask):
         self._log_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        embeddings, pairs = self._log_metrics("test")
+        scored = self._log_metrics("test")
+        if scored is None:
+            return
+        embeddings, pairs = scored
         scores = cosine_scores(embeddings, pairs)
         records = self.data.eval_records("test")
         self.test_predictions = pairs.to_rows(names=[r.path for r in records], scores=scores)
 
-    def _log_metrics(self, stage: str) -> tuple[np.ndarray, Pairs]:
+    def _log_metrics(self, stage: str) -> tuple[np.ndarray, Pairs] | None:
+        """Log the stage's recognition metrics; return the embeddings and the scored pairs, or
+        None when the evaluated images show one person (no impostor pair: NaN metrics, with a
+        warning outside the sanity check, whose first batches of a large part often do)."""
         if not self.has_outputs():
             raise RuntimeError(f"no {stage} batches: the {stage} set is empty")
         outputs = self.gathered()
+        people = len(np.unique(outputs["label"]))
+        if people < 2:
+            if not self.trainer.sanity_checking:  # its few batches often show one person
+                rank_zero_warn(
+                    f"the {len(outputs['label'])} {stage} images evaluated show {people} person, "
+                    f"and verification pairs need two: every {stage}/ recognition metric is NaN "
+                    "(a fold whose validation metric is never a number tests its last weights). "
+                    f"Evaluate more batches (trainer.limit_{stage}_batches=null) or put more "
+                    "people in the part (cv.val_fraction, cv.num_folds)"
+                )
+            self.log_dict({f"{stage}/{k}": float("nan") for k in RECOGNITION_METRICS})
+            return None
         pairs = make_pairs(outputs["label"], self.hparams.max_genuine_pairs, self.hparams.pair_seed)
         metrics = recognition_metrics(
             outputs["embedding"], outputs["label"], outputs["gallery"], pairs

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 __all__ = [
     "FAR_TARGETS",
+    "RECOGNITION_METRICS",
     "Pairs",
     "cosine_scores",
     "make_pairs",
@@ -43,6 +44,9 @@ __all__ = [
 
 #: metric name -> false accept rate at which the true accept rate is reported
 FAR_TARGETS: dict[str, float] = {"tar_at_far_1e-2": 1e-2, "tar_at_far_1e-3": 1e-3}
+
+#: the keys of :func:`recognition_metrics`
+RECOGNITION_METRICS = ("roc_auc", "eer", *FAR_TARGETS, "best_accuracy", "best_threshold", "rank1")
 
 # probes scored against the gallery per block, to bound memory on large evaluation sets
 _PROBE_BLOCK = 4096

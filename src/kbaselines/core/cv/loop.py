@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from kbaselines.core.builders import build_datamodule, build_task, build_trainer
+from kbaselines.core.builders import (
+    build_datamodule,
+    build_task,
+    build_trainer,
+    check_training_limits,
+)
 from kbaselines.core.cluster.fold_plan import FoldPlan, shared_plan
 from kbaselines.core.cluster.resume import resume_checkpoint
 from kbaselines.core.cv.run_folder import freeze_config
@@ -43,9 +50,10 @@ log = logging.getLogger(__name__)
 
 def run_cross_validation(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate every fold this process owns; return the summary, or the fold metrics."""
+    check_training_limits(cfg.trainer)
+    datamodule = build_datamodule(cfg.data)  # refuses bad data settings before anything is frozen
     run_dir = Path(cfg.paths.output_dir)
     freeze_config(run_dir, cfg, force=cfg.get("force", False))
-    datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
     table = datamodule.sample_table()
     splits = _load_or_make_splits(run_dir / "splits.json", table, OmegaConf.to_object(cfg.cv))
@@ -126,11 +134,12 @@ def run_fold(
     fold: Fold,
     run_dir: Path,
     plan: dict[str, Any] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Fit and test one fold in ``fold_<k>/``; a finished fold is read back, not trained again.
 
     ``plan`` (rank 0's decision, the same on every rank) says whether the fold is finished and
-    which checkpoint it resumes from; without it, the fold folder is looked at here.
+    which checkpoint it resumes from; without it, the fold folder is looked at here. The metrics
+    say which weights were tested (``tested_checkpoint``: ``best`` or ``last``).
     """
     fold_dir = run_dir / f"{FOLD_PREFIX}{fold.index}"
     done = fold_dir / "metrics.json"
@@ -149,16 +158,41 @@ def run_fold(
     if resume is not None:
         log.info("Fold %d: resuming from %s", fold.index, resume)
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    metrics = evaluate(trainer, task, datamodule, fold_dir, best=bool(fold.val))
+    tested = _tested_checkpoint(trainer, fold)
+    best = tested == "best"
+    metrics: dict[str, Any] = evaluate(trainer, task, datamodule, fold_dir, best=best)
     if splits.heldout:
         heldout = build_datamodule(
             fold_cfg.data, split={"train": fold.train, "val": [], "test": splits.heldout}
         )
-        scores = evaluate(trainer, task, heldout, fold_dir, best=bool(fold.val), stage="heldout")
-        metrics.update(scores)
+        metrics.update(evaluate(trainer, task, heldout, fold_dir, best=best, stage="heldout"))
+    metrics["tested_checkpoint"] = tested
     if trainer.is_global_zero:
         write_json_atomic(done, metrics)
     return metrics
+
+
+def _tested_checkpoint(trainer: pl.Trainer, fold: Fold) -> str:
+    """``best`` when the fold has a validation part and a checkpoint was selected on a number;
+    else ``last``, the weights training ended with (the reason logged)."""
+    if not fold.val:
+        return "last"
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or not callback.best_model_path:
+        reason = (
+            "no best checkpoint, since no validation ran before training stopped "
+            "(trainer.max_steps or trainer.max_time reached first, or trainer.limit_val_batches=0)"
+        )
+    elif callback.best_model_score is not None and not torch.isfinite(callback.best_model_score):
+        reason = f"{callback.monitor} was never a number, so no checkpoint is better than another"
+    else:
+        return "best"
+    log.warning(
+        "Fold %d: %s: testing the last weights instead (tested_checkpoint: last in metrics.json)",
+        fold.index,
+        reason,
+    )
+    return "last"
 
 
 def evaluate(

@@ -19,6 +19,11 @@ FROZEN_CONFIG = "config.yaml"
 # the settings that derive from them (a fold's checkpoint folder) are frozen in their masked form.
 RUN_CONTROL_KEYS = ("cv.fold", "force", "paths.fold_dir")
 MASK = "<set at each start>"
+# Keys that only name the run folder. The folder is the run: a start that names it another way
+# (hydra.run.dir=<folder> instead of run_name=<name>, whose timestamp default then differs) is
+# compared with the frozen names, so that they and the settings derived from them (a logger's run
+# name) never count as differences.
+FOLDER_KEYS = ("run_name", "paths.output_dir")
 
 
 class ConfigChangedError(RuntimeError):
@@ -61,8 +66,7 @@ def freeze_config(run_dir: Path, cfg: DictConfig, force: bool = False) -> None:
     snapshot = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in RUN_CONTROL_KEYS:
         OmegaConf.update(snapshot, key, MASK, force_add=True)
-    resolved = OmegaConf.to_container(snapshot, resolve=True)
-    text = yaml.safe_dump(resolved, sort_keys=False)
+    text = yaml.safe_dump(OmegaConf.to_container(snapshot, resolve=True), sort_keys=False)
     try:
         with open(path, "x") as file:
             file.write(text)
@@ -72,7 +76,11 @@ def freeze_config(run_dir: Path, cfg: DictConfig, force: bool = False) -> None:
     except FileExistsError:
         pass
     frozen = yaml.safe_load(path.read_text())
-    differences = config_differences(frozen, resolved)
+    frozen_flat = _flatten(frozen)
+    for key in FOLDER_KEYS:
+        if key in frozen_flat:
+            OmegaConf.update(snapshot, key, frozen_flat[key], force_add=True)
+    differences = config_differences(frozen, OmegaConf.to_container(snapshot, resolve=True))
     if not differences:
         return
     listing = "\n  ".join(differences)

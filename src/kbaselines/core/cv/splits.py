@@ -7,6 +7,7 @@ the same ones; they are written to ``splits.json`` and checked for leakage befor
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,10 +85,11 @@ def _group_kfold(
     groups: np.ndarray, labels: np.ndarray | None, num_splits: int, seed: int
 ) -> list[np.ndarray]:
     """Test-part positions of each of ``num_splits`` group-aware (and stratified) folds."""
-    if len(np.unique(groups)) < num_splits:
+    found = len(np.unique(groups))
+    if found < num_splits:
         raise ValueError(
-            f"cannot make {num_splits} group-aware folds from {len(np.unique(groups))} groups: "
-            "lower cv.num_folds (or a fraction) or use a larger dataset"
+            f"cv.num_folds={num_splits}: cannot make {num_splits} group-aware folds from "
+            f"{found} groups; lower cv.num_folds to at most {found} or use a larger dataset"
         )
     positions = np.zeros((len(groups), 1))
     if labels is not None:
@@ -100,14 +102,28 @@ def _group_kfold(
 
 
 def _take_fraction(
-    positions: np.ndarray, groups: np.ndarray, labels: np.ndarray | None, fraction: float, seed: int
+    positions: np.ndarray,
+    groups: np.ndarray,
+    labels: np.ndarray | None,
+    fraction: float,
+    seed: int,
+    setting: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``positions`` into (rest, part) with about ``fraction`` of the groups in ``part``."""
+    """Split ``positions`` into (rest, part) with about ``fraction`` of the groups in ``part``;
+    ``setting`` names the setting behind ``fraction`` (``cv.val_fraction``) for the messages."""
     if fraction <= 0:
         return positions, positions[:0]
     if not 0 < fraction < 1:
-        raise ValueError(f"a split fraction must be in [0, 1), got {fraction}")
+        raise ValueError(f"{setting} must be in [0, 1), got {fraction}")
     num_splits = max(2, round(1 / fraction))
+    found = len(np.unique(groups[positions]))
+    if found < num_splits:
+        least = math.ceil(1000 / found) / 1000  # 1 group in at most ``found``
+        fix = f"raise it to at least {least:g} or use" if found > 1 else "use"
+        raise ValueError(
+            f"{setting} asks for a share {fraction:.3g} (1 group in {num_splits}) of {found} "
+            f"groups, which takes at least {num_splits} groups: {fix} a larger dataset"
+        )
     sub_labels = None if labels is None else labels[positions]
     part = _group_kfold(groups[positions], sub_labels, num_splits, seed)[0]
     mask = np.zeros(len(positions), dtype=bool)
@@ -161,7 +177,9 @@ def make_splits(
     ids = np.asarray(table.ids)
     groups = np.asarray(table.groups)
     labels = None if table.labels is None else np.asarray(table.labels)
-    pool, heldout = _take_fraction(np.arange(len(ids)), groups, labels, test_fraction, seed)
+    pool, heldout = _take_fraction(
+        np.arange(len(ids)), groups, labels, test_fraction, seed, "cv.test_fraction"
+    )
     if scheme == "kfold":
         tests = _kfold_tests(pool, groups, labels, num_folds, seed)
     elif scheme == "repeated_holdout":
@@ -175,7 +193,7 @@ def make_splits(
             raise ValueError(
                 f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}"
             )
-        tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed)[1])]
+        tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed, "cv.test_size")[1])]
     folds = []
     for index, (candidates, test) in enumerate(tests):
         tested_groups = set(groups[test])
@@ -183,7 +201,7 @@ def make_splits(
             [p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups]
         )
         train, val = _take_fraction(
-            train.astype(int), groups, labels, val_fraction, seed + 1 + index
+            train.astype(int), groups, labels, val_fraction, seed + 1 + index, "cv.val_fraction"
         )
         folds.append(Fold(index, _sorted(ids[train]), _sorted(ids[val]), _sorted(ids[test])))
     return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]))
@@ -217,10 +235,10 @@ def _repeated_holdout_tests(
         raise ValueError(
             f"cv.test_size={test_size} must be in (0, 1 - cv.train_fraction = {1 - train_fraction}]"
         )
-    rest, train = _take_fraction(pool, groups, labels, train_fraction, seed)
+    rest, train = _take_fraction(pool, groups, labels, train_fraction, seed, "cv.train_fraction")
     share = min(test_size / (1 - train_fraction), 0.99)
     return [
-        (train, _take_fraction(rest, groups, labels, share, seed + 100 + k)[1])
+        (train, _take_fraction(rest, groups, labels, share, seed + 100 + k, "cv.test_size")[1])
         for k in range(repetitions)
     ]
 

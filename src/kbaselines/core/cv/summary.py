@@ -85,14 +85,17 @@ def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
         json.loads((run_dir / f"{FOLD_PREFIX}{k}" / "metrics.json").read_text())
         for k in range(num_folds)
     ]
-    names = sorted({name for metrics in fold_metrics for name in metrics})
+    # numbers only: a fold also says which checkpoint it tested ("tested_checkpoint": "best")
+    names = sorted(
+        {name for metrics in fold_metrics for name, value in metrics.items() if _is_number(value)}
+    )
     summary: dict[str, Any] = {
         "scheme": splits["scheme"],
         "num_folds": num_folds,
         "metrics": {
             name: describe([m[name] for m in fold_metrics])
             for name in names
-            if all(name in m for m in fold_metrics)
+            if all(_is_number(m.get(name)) for m in fold_metrics)
         },
         "pooled": {},
     }
@@ -112,6 +115,10 @@ def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
     write_json_atomic(run_dir / "cv_summary.json", summary)
     write_text_atomic(run_dir / "cv_summary.md", render_markdown(summary))
     return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _fmt(value: float | None) -> str:

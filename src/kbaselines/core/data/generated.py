@@ -4,7 +4,9 @@ Every synthetic twin is written into a temporary sibling folder, with a marker f
 generator's version and arguments written last, then renamed into place. A folder without the
 marker (half written, or made by hand) is never taken as a finished dataset, and a folder that no
 generator made is never replaced. Several processes (DDP ranks, fold jobs) may ask for the same
-dataset at once: one generates under a lock, the others wait and find it made.
+dataset at once: one generates under a lock, the others wait and find it made. A training run
+generates a new dataset only inside the data folder (:func:`check_generation_root`): elsewhere, a
+missing folder is far more likely a mistyped path to a real dataset than a wish for fake data.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "check_generation_root",
     "ensure_generated",
     "generation_lock",
     "generator_arguments",
@@ -49,6 +52,36 @@ def generator_arguments(generate: Callable[..., Any], arguments: Mapping[str, An
         for name, value in bound.arguments.items()
         if name != "root"
     }
+
+
+def check_generation_root(root: str | Path, data_dir: str | Path | None, config: str) -> None:
+    """Refuse to generate a synthetic dataset into a missing or empty folder outside ``data_dir``.
+
+    A folder that holds files is left to :func:`write_generated`: a generated twin is reused or
+    regenerated, anything else is refused there.
+
+    Args:
+        root: ``data.root``, where the dataset would be generated.
+        data_dir: ``paths.data_dir``, the folder of generated datasets (None: unknown).
+        config: the data config's name (``kface_synthetic``), for the message.
+
+    Raises:
+        FileNotFoundError: naming the path and the two ways to generate there on purpose.
+    """
+    root = Path(root).resolve()
+    if root.is_dir() and any(root.iterdir()):
+        return
+    if data_dir is not None and root.is_relative_to(Path(data_dir).resolve()):
+        return
+    real = config.removesuffix("_synthetic")
+    raise FileNotFoundError(
+        f"data.root={root} is missing or empty, and data={config} would generate a synthetic "
+        f"(fake) dataset there and train on it. Synthetic datasets are generated into a new folder only "
+        f"inside paths.data_dir={data_dir}. For a real dataset, check the path and use its own "
+        f"data config (data={real} data.root=<path>). To generate the synthetic dataset there on "
+        f"purpose, set paths.data_dir to a folder that holds it (paths.data_dir={root.parent}), "
+        f"or generate it first: python scripts/check_dataset.py data={config} data.root={root}"
+    )
 
 
 def read_marker(root: str | Path, marker_name: str) -> dict[str, Any] | None:
