@@ -105,3 +105,19 @@ def test_model_weights_refuse_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"LightCNN_9Layers_checkpoint\.pth\.tar"):
         read_state_dict(path)
     assert not marker.exists()
+
+
+def test_predict_and_export_refuse_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from kbaselines.core.data.datamodule import DataInfo
+    from kbaselines.core.predict.checkpoints import fold_checkpoints, load_task
+
+    marker = tmp_path / "ran"
+    planted = _crafted(tmp_path / "run" / "fold_0" / "checkpoints" / "best.ckpt", marker)
+    model_cfg = OmegaConf.create({"_target_": "torch.nn.Identity"})  # never reached
+    for path in fold_checkpoints(tmp_path / "run"):  # predict.py's run folder, export.py's file
+        with pytest.raises(UnsafeCheckpointError, match="refused"):
+            load_task(model_cfg, path, DataInfo)
+    assert fold_checkpoints(tmp_path / "run") == [planted]
+    assert not marker.exists()

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kface_helpers import ALL, PEOPLE, small_tree
 from PIL import Image
 
 from kbaselines.core.cv.splits import LeakageError, check_no_leakage, make_splits
 from kbaselines.kface.datamodule import KFaceDataModule
 from kbaselines.kface.reader import KFaceFormatError
-from kbaselines.kface.synthetic import generate_kface
 
-ALL = {"sessions": "all", "lights": "all", "expressions": "all", "cameras": "all"}
-PEOPLE = [f"1906200{i}" for i in range(6)]
 IMAGE = "19062001/S001/L1/E01/C7.jpg"
 BOX = "19062001/S001/L1/E01/C7.txt"
 
@@ -28,15 +26,7 @@ BOX = "19062001/S001/L1/E01/C7.txt"
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 people x S001, S002 x L1, L2 x E01 x C6, C7 of 32x32 images with boxes: 8 images each."""
-    return generate_kface(
-        tmp_path_factory.mktemp("damaged") / "kface",
-        num_people=6,
-        sessions=["S001", "S002"],
-        lights=["L1", "L2"],
-        expressions=["E01"],
-        cameras=["C6", "C7"],
-        image_size=32,
-    )
+    return small_tree(tmp_path_factory.mktemp("damaged") / "kface")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from kface_helpers import ALL, PEOPLE, small_tree
 from omegaconf import OmegaConf
 
 from kbaselines.core.config import PROJECT_ROOT
@@ -19,22 +20,11 @@ from kbaselines.kface.datamodule import KFaceDataModule
 from kbaselines.kface.reader import KFaceFormatError, KFaceSelectionError
 from kbaselines.kface.synthetic import MARKER, generate_kface
 
-ALL = {"sessions": "all", "lights": "all", "expressions": "all", "cameras": "all"}
-PEOPLE = [f"1906200{i}" for i in range(6)]
-
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 people x S001, S002 x L1, L2 x E01 x C6, C7: 8 images each."""
-    return generate_kface(
-        tmp_path_factory.mktemp("dm") / "kface",
-        num_people=6,
-        sessions=["S001", "S002"],
-        lights=["L1", "L2"],
-        expressions=["E01"],
-        cameras=["C6", "C7"],
-        image_size=32,
-    )
+    return small_tree(tmp_path_factory.mktemp("dm") / "kface")
 
 
 def _module(root: Path, split=None, **kwargs) -> KFaceDataModule:
