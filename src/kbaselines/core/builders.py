@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 from pytorch_lightning.strategies import ParallelStrategy
 
-from kbaselines.core.data.datamodule import FoldDataModule
+from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.generated import check_generation_root
 from kbaselines.core.task import BaseTask
 
@@ -66,15 +66,21 @@ def _data_config_name() -> str:
 
 def build_task(
     model_cfg: DictConfig,
-    datamodule: FoldDataModule,
+    datamodule: FoldDataModule | None = None,
     net_sizes: Mapping[str, int] | None = None,
+    *,
+    info: DataInfo | None = None,
 ) -> BaseTask:
-    """The task, given the data's :class:`~kbaselines.core.data.datamodule.DataInfo`.
+    """The task, given the data's :class:`~kbaselines.core.data.datamodule.DataInfo`: the
+    DataModule's, or ``info`` itself (a checkpoint's, for ``predict.py`` without data).
 
     A net whose config leaves ``num_classes`` null gets the data's class count; ``net_sizes`` (a
     checkpoint's, for ``eval.py``) override the net's sizes instead.
     """
-    info = datamodule.info
+    if info is None:
+        if datamodule is None:
+            raise ValueError("build_task needs the DataModule or the data's info")
+        info = datamodule.info
     net_cfg = model_cfg.get("net")
     net: dict[str, Any] = {}
     if net_sizes:

@@ -17,6 +17,7 @@ Each task overrides small hooks: the steps, ``on_*_epoch_end``, :meth:`net_sizes
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,8 +136,10 @@ class BaseTask(pl.LightningModule):
         return [unique[i] for i in sorted(unique)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the net's data-derived sizes, so that ``eval.py`` can rebuild it."""
+        """Record the net's data-derived sizes and the data's facts (plain values), so that
+        ``eval.py``, ``predict.py`` and ``export.py`` can rebuild the task without the data."""
         checkpoint["net_sizes"] = self.net_sizes()
+        checkpoint["data_info"] = dataclasses.asdict(self.info)
 
     def configure_optimizers(self) -> Any:
         return optimizers(
