@@ -88,11 +88,11 @@ def test_eval_and_generate_refuse_it(tmp_path: Path) -> None:
         evaluate_checkpoint(cfg)  # before the config's data or model is looked at
     sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
     try:
-        from generate import load_generator
+        from generate import checkpoint_resolution
     finally:
         sys.path.remove(str(PROJECT_ROOT / "scripts"))
     with pytest.raises(UnsafeCheckpointError, match="refused"):
-        load_generator(path)
+        checkpoint_resolution(path)
     assert not marker.exists()
 
 

@@ -66,9 +66,12 @@ def test_generate_writes_one_image_per_seed(
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "grid.png",
+        "predict_report.json",
         "seed0003.png",
         "seed0007.png",
     ]
+    report = json.loads((tmp_path / "predict_report.json").read_text())
+    assert report["checkpoints"][0]["path"] == str(ckpt)
     first = Image.open(tmp_path / "seed0003.png")
     assert first.size == (8, 8) and first.mode == "RGB"
     again = tmp_path / "again"

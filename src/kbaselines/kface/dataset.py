@@ -21,7 +21,14 @@ from PIL import Image
 from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.kface.reader import Box, KFaceRecord
 
-__all__ = ["KFaceDataset", "box_outside", "crop_face", "make_transform"]
+__all__ = [
+    "KFaceDataset",
+    "box_outside",
+    "crop_face",
+    "face_tensor",
+    "make_transform",
+    "read_face",
+]
 
 #: Resize factor before the crop: the authors' 144 -> 128.
 RESIZE_FACTOR = 1.125
@@ -79,6 +86,36 @@ def make_transform(input_size: tuple[int, int], train: bool, seed: int) -> A.Com
     else:
         steps += [A.CenterCrop(height, width)]
     return A.Compose(steps, seed=seed)
+
+
+def read_face(path: Path, box: Box | None, in_chans: int, crop_margin: float) -> np.ndarray:
+    """The face of an image file, cropped with :func:`crop_face`, as ``uint8[H, W]`` (``in_chans``
+    1: grayscale) or ``uint8[H, W, 3]``: what evaluation and ``predict.py`` feed the transform.
+
+    Raises:
+        OSError: the image cannot be read (naming the file).
+        ValueError: the face box lies outside the image (naming the file and its box file).
+    """
+    try:
+        with Image.open(path) as file:
+            image = file.convert("L" if in_chans == 1 else "RGB")
+    except OSError as error:
+        raise OSError(f"{path}: cannot read the image ({error}); replace or remove it") from error
+    try:
+        face = crop_face(image, box, crop_margin)
+    except ValueError as error:
+        raise ValueError(
+            f"{path.with_suffix('.txt')}: {error}; fix the box, or delete the file to use "
+            "the whole image"
+        ) from None
+    return np.asarray(face)
+
+
+def face_tensor(transform: A.Compose, face: np.ndarray) -> torch.Tensor:
+    """A face through ``transform`` (:func:`make_transform`) as ``float[C, H, W]`` in [0, 1]."""
+    pixels = transform(image=face)["image"]
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255)
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 class KFaceDataset(SeededDataset):
@@ -139,36 +176,13 @@ class KFaceDataset(SeededDataset):
         self.transform.set_random_seed(seed)
 
     def load(self, index: int) -> np.ndarray:
-        """The cropped face of record ``index`` as ``uint8[H, W]`` or ``uint8[H, W, 3]``.
-
-        Raises:
-            OSError: the image cannot be read (naming the file).
-            ValueError: the face box lies outside the image (naming the file and its box file).
-        """
+        """The cropped face of record ``index`` (:func:`read_face`)."""
         record = self.records[index]
-        path = self.tree / record.path
-        try:
-            with Image.open(path) as file:
-                image = file.convert("L" if self.in_chans == 1 else "RGB")
-        except OSError as error:
-            raise OSError(
-                f"{path}: cannot read the image ({error}); replace or remove it"
-            ) from error
-        try:
-            face = crop_face(image, record.box, self.crop_margin)
-        except ValueError as error:
-            raise ValueError(
-                f"{path.with_suffix('.txt')}: {error}; fix the box, or delete the file to use "
-                "the whole image"
-            ) from None
-        return np.asarray(face)
+        return read_face(self.tree / record.path, record.box, self.in_chans, self.crop_margin)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | bool]:
-        pixels = self.transform(image=self.load(index))["image"]
-        tensor = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255)
-        tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
         item: dict[str, torch.Tensor | int | bool] = {
-            "image": tensor,
+            "image": face_tensor(self.transform, self.load(index)),
             "label": self.labels[index],
             "index": index,
         }

@@ -437,10 +437,15 @@ class GenerationTask(BaseTask):
         ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """The net's sizes (the base's) and the progress (images seen, phase), for resume and
-        ``generate.py``; the EMA generator is a submodule, saved in the state dict."""
+        """The net's sizes (the base's) and the progress (images seen, phase), for resume, and
+        the generator's current level and fade-in alpha, at which ``predict.py`` and ``export.py``
+        run it (without the phase lengths of the config); the EMA generator is a submodule, saved
+        in the state dict."""
         super().on_save_checkpoint(checkpoint)
+        phase, alpha = self.current()
         checkpoint["pggan_progress"] = {
+            "level": phase.level,
+            "alpha": alpha,
             "images_seen": self.images_seen,
             "phase_index": self.phase_index,
             "phases_done": self.phases_done,

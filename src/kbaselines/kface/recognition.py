@@ -2,10 +2,14 @@
 
 Training is cross-entropy over the training fold's identities. Validation and test embed every
 image of people the model has never seen and score verification pairs and rank-1 identification
-(``kbaselines.kface.verification``), as the K-Face guideline asks.
+(``kbaselines.kface.verification``), as the K-Face guideline asks. The threshold of best
+verification accuracy on the validation people is the run's operating point, kept in checkpoints
+for ``predict.py`` and the exported model card.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +29,13 @@ from kbaselines.kface.verification import (
     recognition_metrics,
 )
 
-__all__ = ["RecognitionTask"]
+__all__ = ["RecognitionTask", "embed"]
+
+
+def embed(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """A recognition net's embeddings ``[B, embed_dim]`` (its identity classifier left out: it
+    knows only the training people)."""
+    return net.forward_head(net.forward_features(images), pre_logits=True)
 
 
 class RecognitionTask(BaseTask):
@@ -58,10 +68,12 @@ class RecognitionTask(BaseTask):
             load_pretrained(self.net, weights)
         self.criterion = nn.CrossEntropyLoss()
         self.train_acc = MulticlassAccuracy(num_classes=max(net.num_classes, 2))
+        #: the cosine threshold of best accuracy on the last validation's pairs (None before one)
+        self.operating_point: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings ``[B, embed_dim]`` of a batch of images ``[B, C, H, W]``."""
-        return self.net.forward_head(self.net.forward_features(images), pre_logits=True)
+        return embed(self.net, images)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.net(batch["image"])
@@ -123,8 +135,20 @@ class RecognitionTask(BaseTask):
             outputs["embedding"], outputs["label"], outputs["gallery"], pairs
         )
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
+        if stage == "val" and not self.trainer.sanity_checking:
+            self.operating_point = float(metrics["best_threshold"])
         return outputs["embedding"], pairs
 
     def net_sizes(self) -> dict[str, int]:
         """The identity count of the classifier, so ``eval.py`` can rebuild the net."""
         return {"num_classes": self.net.num_classes}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The base's facts, and the validation threshold as ``operating_point`` (when there was a
+        validation): the decision threshold ``predict.py`` applies to new pairs."""
+        super().on_save_checkpoint(checkpoint)
+        if self.operating_point is not None:
+            checkpoint["operating_point"] = self.operating_point
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.operating_point = checkpoint.get("operating_point")

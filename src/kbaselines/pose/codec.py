@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kbaselines.pose.transforms import transform_points
+
 __all__ = ["HeatmapCodec", "flip_back"]
 
 
@@ -107,6 +109,16 @@ class HeatmapCodec:
         )
         cells = np.stack([x + 0.25 * np.sign(dx), y + 0.25 * np.sign(dy)], axis=-1)
         return self.from_heatmap(cells.reshape(*lead, 2)), maxvals.reshape(lead)
+
+    def decode_image(
+        self, heatmaps: np.ndarray, inverses: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Joints ``[N, J, 2]`` in image pixels and peak values ``[N, J]`` of the heatmaps
+        ``[N, J, h, w]`` of ``N`` crops: :meth:`decode`, then each crop's inverse warp
+        ``inverses`` ``[N, 2, 3]`` (crop to image pixels)."""
+        crop, peaks = self.decode(heatmaps)
+        joints = np.stack([transform_points(c, m) for c, m in zip(crop, inverses, strict=True)])
+        return joints, peaks
 
 
 def flip_back(heatmaps: np.ndarray, permutation: np.ndarray) -> np.ndarray:

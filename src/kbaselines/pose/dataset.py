@@ -18,18 +18,27 @@ from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.pose.codec import HeatmapCodec
 from kbaselines.pose.joints import flip_permutation
 from kbaselines.pose.reader import PoseImage, PosePerson
-from kbaselines.pose.transforms import (
-    box_to_center_size,
-    crop_matrix,
-    invert_affine,
-    transform_points,
-    warp,
-)
+from kbaselines.pose.transforms import crop_person, invert_affine, transform_points
 
-__all__ = ["PoseDataset"]
+__all__ = ["MEAN", "STD", "PoseDataset", "normalise", "read_rgb"]
 
+#: ImageNet's channel mean and standard deviation, in 0-255 RGB pixels.
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """The RGB pixels ``[H, W, 3]`` of an image file (a grey or RGBA file as RGB, as OpenCV
+    reads it in colour), or None when it is missing or unreadable."""
+    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if pixels is None else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
+def normalise(crop: np.ndarray) -> torch.Tensor:
+    """A crop ``[h, w, 3]`` of RGB pixels as the network's input ``[3, h, w]``: each channel less
+    :data:`MEAN`, over :data:`STD` (the evaluation's and ``predict.py``'s alike)."""
+    tensor = (np.ascontiguousarray(crop, dtype=np.float32) - MEAN) / STD
+    return torch.from_numpy(tensor.transpose(2, 0, 1).copy())
 
 
 class PoseDataset(SeededDataset):
@@ -85,13 +94,13 @@ class PoseDataset(SeededDataset):
             FileNotFoundError: the file is missing or unreadable, naming it and its record.
         """
         path = self.image_root / image.path
-        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        pixels = read_rgb(path)
         if pixels is None:
             raise FileNotFoundError(
                 f"{path}: image of img_no {image.img_no} is missing or unreadable; check "
                 "data.root / data.image_dir (python scripts/check_dataset.py data=pose lists it)"
             )
-        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+        return pixels
 
     def _augmentation(self) -> tuple[float, float, bool]:
         if not self.train:
@@ -104,11 +113,9 @@ class PoseDataset(SeededDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         person, image = self.samples[index]
         pixels = self.read_image(image)
-        height, width = self.codec.input_size
-        center, size = box_to_center_size(person.bbox, width / height, self.enlarge)
+        width = self.codec.input_size[1]
         s, r, mirror = self._augmentation()
-        matrix = crop_matrix(center, size * s, r, (width, height))
-        crop = warp(pixels, matrix, (width, height))
+        crop, matrix = crop_person(pixels, person.bbox, self.codec.input_size, self.enlarge, s, r)
         joints = transform_points(person.keypoints[:, :2], matrix)
         flags = person.keypoints[:, 2].copy()
         if mirror:
@@ -120,9 +127,8 @@ class PoseDataset(SeededDataset):
             mirror_matrix = np.array([[-1.0, 0, width - 1], [0, 1, 0]])
             matrix = np.vstack([mirror_matrix, [0, 0, 1]])[:2] @ np.vstack([matrix, [0, 0, 1]])
         targets, weights = self.codec.encode(joints, (flags > 0).astype(np.float32))
-        tensor = (np.ascontiguousarray(crop, dtype=np.float32) - MEAN) / STD
         return {
-            "image": torch.from_numpy(tensor.transpose(2, 0, 1).copy()),
+            "image": normalise(crop),
             "target": torch.from_numpy(targets),
             "weight": torch.from_numpy(weights),
             "inverse": torch.from_numpy(invert_affine(matrix)),

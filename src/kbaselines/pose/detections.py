@@ -5,7 +5,8 @@ The file is a COCO results list::
 
     [{"image_id": 17991, "category_id": 1, "bbox": [x, y, w, h], "score": 0.98}, ...]
 
-``image_id`` is the 2D file's ``img_no``. Every record is validated against
+``image_id`` is the 2D file's ``img_no`` (for ``predict.py`` on a folder of images: the file name
+without its suffix). Every record is validated against
 :class:`DetectionRecord` (every problem of every record reported, named ``detections[4]``).
 Records of other categories (a general detector's cars and dogs) are left out and counted; boxes
 that stick out of their image are clipped and counted; a record that cannot be used (no box, a box
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import StrictInt
+from pydantic import StrictInt, StrictStr
 
 from kbaselines.core.data.dataset_report import Problem
 from kbaselines.core.data.schema import RecordSchema, validate_records
@@ -41,10 +43,10 @@ Box = numbers(4, "[x, y, width, height]")
 
 
 class DetectionRecord(RecordSchema):
-    """A COCO result: the image (``img_no``), the category (default: the person's), the box, the
-    score."""
+    """A COCO result: the image (``img_no``, or a file name), the category (default: the
+    person's), the box, the score."""
 
-    image_id: StrictInt
+    image_id: StrictInt | StrictStr
     category_id: StrictInt | None = None
     bbox: Box
     score: Number
@@ -90,17 +92,23 @@ def _box(
 
 def read_detections(
     path: str | Path,
-    images: dict[int, PoseImage],
+    images: Mapping[int | str, PoseImage],
     category_id: int = 1,
     min_score: float = 0.0,
+    images_of: str = "img_no of the dataset's 2D files",
+    setting: str = "data.detections",
 ) -> Detections:
-    """Read a COCO results file of person boxes for the images ``images`` (by ``img_no``).
+    """Read a COCO results file of person boxes for the images ``images`` (by ``image_id``: the
+    ``img_no``, or a name); ``by_image`` is keyed by the images' ``img_no``.
 
     Args:
         path: the JSON file.
-        images: the dataset's images; a detection on another image is a problem.
+        images: the images by the ``image_id`` the file uses; a detection on another image is a
+            problem.
         category_id: the person category of the detector; other records are counted and left out.
         min_score: detections scoring below it are counted and left out.
+        images_of: what the ids of ``images`` are, for the problem of an unknown ``image_id``.
+        setting: the setting that names the file, for the error of an unreadable one.
 
     Raises:
         PoseFormatError: the file is missing, not JSON, or not a list of records.
@@ -110,7 +118,7 @@ def read_detections(
         records = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PoseFormatError(
-            path, f"cannot be read as a JSON detections file ({error}); set data.detections"
+            path, f"cannot be read as a JSON detections file ({error}); set {setting}"
         ) from error
     if not isinstance(records, list):
         raise PoseFormatError(
@@ -132,7 +140,7 @@ def read_detections(
             result.problems.append(
                 Problem(
                     str(path),
-                    f"key 'image_id': {record.image_id} is no img_no of the dataset's 2D files",
+                    f"key 'image_id': {record.image_id!r} is no {images_of}",
                     where,
                 )
             )

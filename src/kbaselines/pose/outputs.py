@@ -14,22 +14,43 @@ from typing import Any
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from kbaselines.core.io import write_text_atomic
 from kbaselines.core.plots import save_figure
 from kbaselines.pose.joints import JOINTS, SKELETON
 from kbaselines.pose.reader import SUFFIXES_2D
 
-__all__ = ["plot_joint_bars", "plot_skeletons", "predictions_document", "write_pose_outputs"]
+__all__ = [
+    "plot_image_people",
+    "plot_joint_bars",
+    "plot_skeletons",
+    "predictions_document",
+    "write_pose_outputs",
+]
 
 DPI = 110
 
 
-def predictions_document(samples: list, joints: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+def predictions_document(
+    samples: list,
+    joints: np.ndarray,
+    scores: np.ndarray,
+    peaks: np.ndarray | None = None,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Predictions ``[N, J, 2]`` as a 2D annotation file of pose.md with a per-person ``score``
-    (visibility 2 everywhere), readable by ``scripts/score.py family=pose``."""
+    (visibility 2 everywhere), readable by ``scripts/score.py family=pose``; with ``peaks``
+    ``[N, J]`` each person also gets its per-joint ``keypoint_scores`` (heatmap peaks), with
+    ``info`` the document gets an ``info`` object (what made it)."""
     images = {image.img_no: image for _, image in samples}
+    per_joint = (
+        [{}] * len(samples)
+        if peaks is None
+        else [{"keypoint_scores": np.round(p.astype(float), 4).tolist()} for p in peaks]
+    )
     return {
+        **({} if info is None else {"info": info}),
         "images": [
             {
                 "video_no": i.video_no,
@@ -59,8 +80,11 @@ def predictions_document(samples: list, joints: np.ndarray, scores: np.ndarray) 
                 .tolist(),
                 "num_keypoints": len(xy),
                 "score": float(score),
+                **extra,
             }
-            for (person, _), xy, score in zip(samples, joints, scores, strict=True)
+            for (person, _), xy, score, extra in zip(
+                samples, joints, scores, per_joint, strict=True
+            )
         ],
     }
 
@@ -79,6 +103,13 @@ def plot_joint_bars(values: dict[str, float], path: Path, title: str, ylabel: st
     ax.legend()
     figure.tight_layout()
     return save_figure(figure, path, dpi=DPI)
+
+
+def _bones(ax: Any, points: np.ndarray, labelled: np.ndarray, colour: str) -> None:
+    """The skeleton's bones between labelled joints of ``points`` ``[J, 2]``."""
+    for a, b in SKELETON:
+        if labelled[a] and labelled[b]:
+            ax.plot(points[[a, b], 0], points[[a, b], 1], color=colour, linewidth=1.2)
 
 
 def plot_skeletons(
@@ -100,9 +131,7 @@ def plot_skeletons(
             (person.keypoints[:, :2], "lime", person.keypoints[:, 2] > 0),
             (joints[k], "red", np.isfinite(joints[k]).all(axis=1)),
         ):
-            for a, b in SKELETON:
-                if labelled[a] and labelled[b]:
-                    ax.plot(points[[a, b], 0], points[[a, b], 1], color=colour, linewidth=1.2)
+            _bones(ax, points, labelled, colour)
         x1, y1, x2, y2 = person.bbox
         pad = 0.15 * max(x2 - x1, y2 - y1)
         ax.set_xlim(x1 - pad, x2 + pad)
@@ -111,6 +140,25 @@ def plot_skeletons(
         ax.axis("off")
     figure.suptitle("ground truth (green), prediction (red)", fontsize=9)
     figure.tight_layout()
+    return save_figure(figure, path, dpi=DPI)
+
+
+def plot_image_people(
+    pixels: np.ndarray, boxes: list, joints: np.ndarray, scores: np.ndarray, path: Path
+) -> Path:
+    """One image ``[H, W, 3]`` (RGB) at its own size with each person's box and predicted
+    skeleton (``joints`` ``[N, J, 2]``) drawn, and the person's score beside the box."""
+    height, width = pixels.shape[:2]
+    figure = Figure(figsize=(width / DPI, height / DPI))
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.imshow(pixels)
+    for (x1, y1, x2, y2), points, score in zip(boxes, joints, scores, strict=True):
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow", lw=0.8))
+        ax.text(x1, y1, f"{score:.2f}", color="yellow", fontsize=6, va="bottom")
+        _bones(ax, points, np.isfinite(points).all(axis=1), "red")
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.axis("off")
     return save_figure(figure, path, dpi=DPI)
 
 

@@ -29,15 +29,20 @@ from kbaselines.pose.codec import flip_back
 from kbaselines.pose.datamodule import PoseDataModule, Sample
 from kbaselines.pose.info import PoseInfo
 from kbaselines.pose.metrics import match_detections, oks_ap, pckh
-from kbaselines.pose.transforms import transform_points
-from kbaselines.pose.triangulation import mpjpe, p_mpjpe, triangulate_pose
+from kbaselines.pose.triangulation import mpjpe, p_mpjpe, triangulate_views
 
-__all__ = ["PoseTask", "joints_mse"]
+__all__ = ["PoseTask", "joints_mse", "person_scores"]
 
 
 def joints_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``0.5 * mean((w * (pred - target))^2)`` over joints and cells (the paper's loss)."""
     return 0.5 * ((pred - target) ** 2 * weight[:, :, None, None] ** 2).mean()
+
+
+def person_scores(peaks: np.ndarray, box_scores: np.ndarray) -> np.ndarray:
+    """Each person's score ``[N]``: the mean of its joints' heatmap peaks ``[N, J]`` times its
+    box's score (1 for a ground-truth box), which ranks the people for OKS AP."""
+    return peaks.mean(axis=1) * box_scores
 
 
 def _pair(
@@ -138,15 +143,22 @@ class PoseTask(BaseTask):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
         return loss
 
-    def _predict(self, batch: dict[str, torch.Tensor]) -> None:
-        heatmaps = self.net(batch["image"]).float()
+    def fused_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        """The heatmaps the evaluation decodes: the crops' ``[B, J, h, w]``, averaged with the
+        mirrored crops' mirrored back under ``flip_test`` (``predict.py`` averages these over
+        the models of an ensemble)."""
+        heatmaps = self.net(images).float()
         if self.hparams.flip_test:
-            mirrored = self.net(batch["image"].flip(3)).float().cpu().numpy()
+            mirrored = self.net(images.flip(3)).float().cpu().numpy()
             unmirrored = flip_back(mirrored, self.pose_info.flip_permutation()).copy()
             heatmaps = (heatmaps + torch.from_numpy(unmirrored).to(heatmaps)) / 2
-        crop, peaks = self.pose_data.codec.decode(heatmaps.cpu().numpy())
-        inverse = batch["inverse"].cpu().numpy()
-        joints = np.stack([transform_points(c, m) for c, m in zip(crop, inverse, strict=True)])
+        return heatmaps
+
+    def _predict(self, batch: dict[str, torch.Tensor]) -> None:
+        heatmaps = self.fused_heatmaps(batch["image"])
+        joints, peaks = self.pose_data.codec.decode_image(
+            heatmaps.cpu().numpy(), batch["inverse"].cpu().numpy()
+        )
         self.collect(
             {
                 "joints": torch.from_numpy(joints).to(self.device),
@@ -169,7 +181,7 @@ class PoseTask(BaseTask):
         info = self.pose_info
         every = datamodule.eval_records(stage)
         evaluated = [every[i] for i in outputs["index"]]  # the loader's items, in output order
-        scores = outputs["peaks"].mean(axis=1) * np.array([p.score for p, _ in evaluated])
+        scores = person_scores(outputs["peaks"], np.array([p.score for p, _ in evaluated]))
         truth, match = _pair(datamodule, stage, evaluated, scores)
         found = match >= 0
         joints = np.full((len(truth), *outputs["joints"].shape[1:]), np.inf)
@@ -250,12 +262,7 @@ class PoseTask(BaseTask):
             if len(ks) < self.hparams.min_views:
                 continue
             view_cameras = [cameras[truth[k][1].camera] for k in ks]
-            points = np.stack(
-                [c.undistort(joints[k]) for c, k in zip(view_cameras, ks, strict=True)]
-            )
-            pred = triangulate_pose(
-                np.stack([c.P for c in view_cameras]), points, np.maximum(peaks[ks], 1e-3)
-            )
+            pred = triangulate_views(view_cameras, joints[ks], peaks[ks])
             errors["mpjpe"].append(mpjpe(pred, poses[key]))
             errors["p_mpjpe"].append(p_mpjpe(pred, poses[key]))
         if not errors["mpjpe"]:

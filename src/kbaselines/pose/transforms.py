@@ -12,6 +12,7 @@ import numpy as np
 __all__ = [
     "box_to_center_size",
     "crop_matrix",
+    "crop_person",
     "invert_affine",
     "transform_points",
     "warp",
@@ -63,3 +64,21 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, matrix: np.ndarray, output: tuple[int, int]) -> np.ndarray:
     """The crop ``[out_h, out_w, C]`` of ``image`` under ``matrix`` (bilinear, black outside)."""
     return cv2.warpAffine(image, matrix, output, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def crop_person(
+    pixels: np.ndarray,
+    bbox: tuple[float, float, float, float],
+    input_size: tuple[int, int],
+    enlarge: float = 1.25,
+    scale: float = 1.0,
+    rotation: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop ``[h, w, C]`` of a person's box ``[x1, y1, x2, y2]`` at the network's
+    ``input_size`` ``(h, w)``, and its image-to-crop matrix: the box at the input's aspect,
+    enlarged, then scaled and turned by the training augmentation (1 and 0 at evaluation and in
+    ``predict.py``, which thus crop alike)."""
+    height, width = input_size
+    center, size = box_to_center_size(bbox, width / height, enlarge)
+    matrix = crop_matrix(center, size * scale, rotation, (width, height))
+    return warp(pixels, matrix, (width, height)), matrix

@@ -7,9 +7,22 @@ less; the point is the right singular vector of the smallest singular value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["mpjpe", "p_mpjpe", "procrustes_align", "triangulate", "triangulate_pose"]
+if TYPE_CHECKING:
+    from kbaselines.pose.reader import Camera
+
+__all__ = [
+    "mpjpe",
+    "p_mpjpe",
+    "procrustes_align",
+    "triangulate",
+    "triangulate_pose",
+    "triangulate_views",
+]
 
 
 def triangulate(
@@ -37,6 +50,16 @@ def triangulate_pose(
     return np.stack(
         [triangulate(projections, joints[:, j], weights[:, j]) for j in range(joints.shape[1])]
     )
+
+
+def triangulate_views(
+    cameras: Sequence[Camera], joints: np.ndarray, peaks: np.ndarray
+) -> np.ndarray:
+    """A person's joints ``[J, 3]`` (world mm) from ``V`` calibrated views: the cameras, the joints
+    ``[V, J, 2]`` in observed (distorted) pixels and their heatmap peaks ``[V, J]`` as weights,
+    floored at 1e-3 so that a flat heatmap lowers a view's say without removing it."""
+    points = np.stack([c.undistort(j) for c, j in zip(cameras, joints, strict=True)])
+    return triangulate_pose(np.stack([c.P for c in cameras]), points, np.maximum(peaks, 1e-3))
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

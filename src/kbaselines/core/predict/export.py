@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from kbaselines.core.io import write_json_atomic
 from kbaselines.core.predict.checkpoints import LoadedTask, file_sha256, load_task
 from kbaselines.core.predict.predictor import ExportContract
-from kbaselines.core.predict.run import build_predictor
+from kbaselines.core.predict.run import adopt_run_config, build_predictor
 from kbaselines.core.weights import save_safetensors
 
 __all__ = ["FORMATS", "ONNX_OPSET", "export_model", "onnx_parity", "run_export"]
@@ -124,7 +124,7 @@ def export_model(
         with torch.inference_mode():
             torch.jit.save(torch.jit.trace(contract.module, contract.example_inputs), str(path))
     else:
-        path = save_safetensors(model.task.net, out / "model.safetensors")
+        path = save_safetensors(contract.module, out / "model.safetensors")
     copied = {}
     for name, source in _run_files(model.path).items():
         shutil.copyfile(source, out / name)
@@ -160,6 +160,7 @@ def export_model(
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
     """``export.py``: one checkpoint, one format, into ``cfg.out``."""
+    cfg = adopt_run_config(cfg)
     predictor = build_predictor(cfg)
     checkpoint = Path(cfg.ckpt_path)
     if not checkpoint.is_file():

@@ -9,15 +9,23 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from kbaselines.core.cv.run_folder import FROZEN_CONFIG
 from kbaselines.core.io import write_json_atomic
 from kbaselines.core.predict.checkpoints import LoadedTask, fold_checkpoints, load_task
 from kbaselines.core.predict.predictor import Predictor
 
-__all__ = ["build_predictor", "load_models", "predict", "run_predict", "select_device"]
+__all__ = [
+    "adopt_run_config",
+    "build_predictor",
+    "load_models",
+    "predict",
+    "run_predict",
+    "select_device",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,28 @@ def build_predictor(cfg: DictConfig) -> Predictor:
             f"{type(predictor).__name__}, not a kbaselines.core.predict.predictor.Predictor"
         )
     return predictor
+
+
+def adopt_run_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the model and data settings of the run the checkpoint comes from.
+
+    A checkpoint in a run folder (``<run>/fold_<k>/checkpoints/<name>.ckpt``, or the run folder
+    itself) was trained with the run's frozen ``config.yaml``; its network sizes and input
+    settings are taken from there, so that the training overrides need not be repeated.
+    """
+    path = Path(cfg.ckpt_path)
+    run = path if path.is_dir() else path.resolve().parent.parent.parent
+    frozen = run / FROZEN_CONFIG
+    if not frozen.is_file():
+        return cfg
+    saved = OmegaConf.load(frozen)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        for group in ("model", "data"):
+            if group in saved:
+                cfg[group] = saved[group]
+    log.info("Model and data settings from %s (the run the checkpoint comes from)", frozen)
+    return cfg
 
 
 def select_device(accelerator: str | None) -> torch.device:
@@ -93,6 +123,7 @@ def run_predict(cfg: DictConfig) -> dict[str, Any]:
     returns and every item that could not be predicted, with the reason.
     """
     out = Path(cfg.out)
+    cfg = adopt_run_config(cfg)
     predictor = build_predictor(cfg)
     device = select_device(cfg.trainer.get("accelerator"))
     torch.manual_seed(int(cfg.get("seed", 0)))
