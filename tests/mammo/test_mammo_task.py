@@ -31,7 +31,12 @@ def test_task_gets_the_two_maps_as_classes(built: tuple[MammoTask, MammoDataModu
     assert "info" not in task.hparams and task.hparams.stage2_lr_scale == 0.1
     checkpoint: dict = {}
     task.on_save_checkpoint(checkpoint)
-    assert checkpoint == {"net_sizes": {}, "operating_point": None, "stage2_started": False}
+    assert checkpoint == {
+        "net_sizes": {},
+        "data_info": {"class_names": ("cancer", "benign")},
+        "operating_point": None,
+        "stage2_started": False,
+    }
 
 
 def test_learning_rates_scale_once_when_stage_2_starts(

@@ -9,5 +9,6 @@ One module per job, imported by their full names:
 - model and task: ``resnet_maps`` (ResNet-34 with cancer-map and benign-map heads), ``task``
   (two-stage training, case-level scores with an operating point);
 - evaluation: ``outputs`` (map overlays, subgroup tables), ``scoring`` (``scripts/score.py`` for
-  mammography).
+  mammography);
+- use: ``predict`` (``predict.py`` on new studies, fold ensembles, the ``export.py`` contract).
 """

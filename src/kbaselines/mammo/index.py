@@ -33,6 +33,7 @@ __all__ = [
     "MammoIndex",
     "MetadataRow",
     "build_index",
+    "case_views",
     "metadata_records",
     "read_metadata",
 ]
@@ -202,9 +203,13 @@ def _breast_labels(grp: str, lesions: list[Lesion], side_text: str) -> dict[str,
     return {"L": grp, "R": grp}
 
 
-def _case_views(
+def case_views(
     root: Path, folder: Path, problems: list[Problem], cache: HeaderCache
 ) -> tuple[dict[str, str], dict[str, DicomHeader]]:
+    """The views of one case folder, found from its ``*.dcm`` files' headers (then file names):
+    view to path relative to ``root``, and view to header. Unreadable or duplicate files, a folder
+    without ``.dcm`` files and missing views go to ``problems`` (files named from ``root``);
+    ``predict.py`` reads new studies with it too."""
     views: dict[str, str] = {}
     headers: dict[str, DicomHeader] = {}
     files = sorted(folder.glob("*.dcm"))
@@ -329,7 +334,7 @@ def build_index(root: str | Path, header_cache: str | Path | None = None) -> Mam
             )
             views, headers = {}, {}
         else:
-            views, headers = _case_views(root, folders[case_id], problems, cache)
+            views, headers = case_views(root, folders[case_id], problems, cache)
         lesions, discard = (
             _lesions(root, case_id, row["grp"], headers, problems) if headers else ([], False)
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,7 +15,10 @@ import numpy as np
 from kbaselines.core.io import write_text_atomic
 from kbaselines.core.metrics.classification import binary_rates, roc_auc
 
-__all__ = ["SUBGROUP_KEYS", "plot_case_overlays", "subgroup_rows", "subgroup_table"]
+if TYPE_CHECKING:
+    from kbaselines.mammo.cache import ImageCache
+
+__all__ = ["SUBGROUP_KEYS", "draw_case", "plot_case_overlays", "subgroup_rows", "subgroup_table"]
 
 SUBGROUP_KEYS = ("device", "birads", "histology")
 _ORDER = ("rcc", "lcc", "rmlo", "lmlo")
@@ -57,6 +61,19 @@ def plot_case_overlays(
     figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)
     return path
+
+
+def draw_case(
+    cache: ImageCache,
+    paths: Mapping[str, str],
+    maps: Mapping[str, np.ndarray],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """A case's views as the image cache holds them (``paths``: view to DICOM file) with their
+    maps (:func:`plot_case_overlays`): the test overlays and the predicted ones look alike."""
+    images = {view: np.asarray(cache.load(source)) / 65535.0 for view, source in paths.items()}
+    return plot_case_overlays(images, dict(maps), path, title)
 
 
 def subgroup_rows(rows: list[dict[str, Any]], threshold: float) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import timm
 import torch
 from torch import nn
 
-__all__ = ["POOLINGS", "MammoMapNet", "pool_map", "resnet34_maps"]
+__all__ = ["POOLINGS", "MammoMapNet", "pool_map", "resnet34_maps", "view_probabilities"]
 
 POOLINGS = ("avg", "max", "topk")
 
@@ -30,9 +30,19 @@ def pool_map(maps: torch.Tensor, pooling: str, top_k: float = 0.05) -> torch.Ten
     if pooling == "max":
         return flat.amax(-1)
     if pooling == "topk":
-        k = max(1, round(top_k * flat.shape[-1]))
+        k = max(1, round(top_k * int(flat.shape[-1])))  # int: a constant when traced (ONNX)
         return flat.topk(k, dim=-1).values.mean(-1)
     raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
+
+
+def view_probabilities(
+    net: MammoMapNet, images: torch.Tensor, pooling: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What evaluation, prediction and the exported network compute for whole views: the view's
+    cancer and benign probabilities ``[B, 2]`` (the pooled logits through a sigmoid) and the
+    probability maps ``[B, 2, h, w]``."""
+    maps = net.forward_maps(net.forward_features(images))
+    return torch.sigmoid(pool_map(maps, pooling, net.top_k)), torch.sigmoid(maps)
 
 
 class MammoMapNet(nn.Module):

@@ -26,9 +26,9 @@ from kbaselines.core.metrics.classification import case_metrics, operating_point
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
 from kbaselines.core.task import BaseTask
 from kbaselines.mammo.datamodule import MammoDataModule
-from kbaselines.mammo.resnet_maps import pool_map
+from kbaselines.mammo.resnet_maps import pool_map, view_probabilities
 
-__all__ = ["AGGREGATIONS", "MammoTask", "aggregate_cases"]
+__all__ = ["AGGREGATIONS", "MammoTask", "aggregate_cases", "breast_scores", "case_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,41 @@ def _combine(values: list[float], how: str) -> float:
     return float(np.max(values) if how == "max" else np.mean(values))
 
 
+def breast_scores(
+    case_ids: Sequence[str],
+    lateralities: Sequence[str],
+    scores: np.ndarray,
+    view_aggregation: str = "mean",
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per case and side (``L``, ``R``, in order of appearance): the scores ``[K]`` of the
+    breast's views (``scores`` is ``[N, K]``, one row per view) combined by ``view_aggregation``."""
+    views: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+    for case, side, score in zip(case_ids, lateralities, scores, strict=True):
+        views[case][side].append(score)
+    return {
+        case: {
+            side: np.array(
+                [_combine([v[k] for v in rows], view_aggregation) for k in range(scores.shape[1])]
+            )
+            for side, rows in sides.items()
+        }
+        for case, sides in views.items()
+    }
+
+
+def case_scores(
+    breasts: dict[str, dict[str, np.ndarray]], case_aggregation: str = "max"
+) -> dict[str, np.ndarray]:
+    """Per case: its breasts' scores (:func:`breast_scores`) combined by ``case_aggregation``."""
+    result = {}
+    for case, sides in breasts.items():
+        per_breast = np.array(list(sides.values()))
+        result[case] = np.array(
+            [_combine(list(per_breast[:, k]), case_aggregation) for k in range(per_breast.shape[1])]
+        )
+    return result
+
+
 def aggregate_cases(
     case_ids: Sequence[str],
     lateralities: Sequence[str],
@@ -49,21 +84,9 @@ def aggregate_cases(
     case_aggregation: str = "max",
 ) -> dict[str, np.ndarray]:
     """Per-case scores from per-view scores ``[N, K]``: views -> breast, then breasts -> case."""
-    breasts: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
-    for case, side, score in zip(case_ids, lateralities, scores, strict=True):
-        breasts[case][side].append(score)
-    result = {}
-    for case, sides in breasts.items():
-        per_breast = np.array(
-            [
-                [_combine([v[k] for v in views], view_aggregation) for k in range(scores.shape[1])]
-                for views in sides.values()
-            ]
-        )
-        result[case] = np.array(
-            [_combine(list(per_breast[:, k]), case_aggregation) for k in range(scores.shape[1])]
-        )
-    return result
+    return case_scores(
+        breast_scores(case_ids, lateralities, scores, view_aggregation), case_aggregation
+    )
 
 
 class MammoTask(BaseTask):
@@ -145,12 +168,11 @@ class MammoTask(BaseTask):
         return loss
 
     def _score_step(self, batch: dict[str, torch.Tensor], keep_maps: bool) -> None:
-        maps = self.net.forward_maps(self.net.forward_features(batch["image"]))
-        probs = torch.sigmoid(pool_map(maps, self.hparams.image_pooling, self.net.top_k))
+        probs, maps = view_probabilities(self.net, batch["image"], self.hparams.image_pooling)
         self.collect({"probs": probs.float(), "index": batch["index"], "part": batch["part"]})
         if keep_maps:
             for i, index in enumerate(batch["index"].tolist()):
-                self._test_maps[index] = torch.sigmoid(maps[i]).float().cpu().numpy()
+                self._test_maps[index] = maps[i].float().cpu().numpy()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._score_step(batch, keep_maps=False)
@@ -196,6 +218,7 @@ class MammoTask(BaseTask):
         self.log("val/roc_auc", _auc(rows), sync_dist=False)
         self.log("val/benign_auc", _benign_auc(rows), sync_dist=False)
         # kept in the checkpoint of this epoch, for scoring without a validation part (eval.py)
+        # and for the decisions of predict.py
         self.threshold = self._operating_point(rows)
 
     def _operating_point(self, rows: list[dict[str, Any]]) -> float:
@@ -249,7 +272,7 @@ class MammoTask(BaseTask):
 
     def write_test_outputs(self, out_dir: Path, stage: str) -> None:
         """Overlays of both maps on the four views of ``num_overlay_cases`` cases; subgroup table."""
-        from kbaselines.mammo.outputs import plot_case_overlays, subgroup_table
+        from kbaselines.mammo.outputs import draw_case, subgroup_table
 
         rows = self.test_predictions
         if not rows:
@@ -259,13 +282,11 @@ class MammoTask(BaseTask):
         shown = {r["case_id"] for r in rows[: self.hparams.num_overlay_cases]}
         for case in sorted(shown):
             views = [(i, it) for i, it in enumerate(items) if it.case_id == case and it.part == 1]
-            images = {
-                it.view: np.asarray(datamodule.cache.load(it.path)) / 65535.0 for _, it in views
-            }
             maps = {it.view: self._test_maps[i] for i, it in views if i in self._test_maps}
             score = next(r["score"] for r in rows if r["case_id"] == case)
-            plot_case_overlays(
-                images,
+            draw_case(
+                datamodule.cache,
+                {it.view: it.path for _, it in views},
                 maps,
                 out_dir / f"overlays_{stage}" / f"{case}.png",
                 title=f"case {case} ({views[0][1].grp}), cancer score {score:.3f}",
