@@ -88,7 +88,11 @@ def test_test_outputs_name_categories_and_files_from_the_data(
 
     checkpoint: dict = {}
     task.on_save_checkpoint(checkpoint)
-    assert checkpoint == {"net_sizes": {"num_classes": 5}, "categories": NAMES}
+    assert checkpoint == {
+        "net_sizes": {"num_classes": 5},
+        "data_info": {"class_names": tuple(NAMES)},
+        "categories": NAMES,
+    }
 
 
 def test_a_task_without_the_data_names_its_labels_by_number() -> None:
@@ -97,4 +101,8 @@ def test_a_task_without_the_data_names_its_labels_by_number() -> None:
     assert "info" not in task.hparams
     checkpoint: dict = {}
     task.on_save_checkpoint(checkpoint)
-    assert checkpoint == {"net_sizes": {"num_classes": 3}, "categories": ["1", "2", "3"]}
+    assert checkpoint == {
+        "net_sizes": {"num_classes": 3},
+        "data_info": {"class_names": ()},
+        "categories": ["1", "2", "3"],
+    }

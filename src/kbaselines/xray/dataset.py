@@ -11,7 +11,7 @@ Albumentations ignores the global seeds: each pipeline has its own ``seed`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,33 @@ from PIL import Image
 from kbaselines.core.data.loaders import SeededDataset
 from kbaselines.xray.reader import XrayFormatError, XrayImage
 
-__all__ = ["XrayDataset", "collate_detection", "make_transform"]
+__all__ = ["XrayDataset", "collate_detection", "make_transform", "read_scan"]
+
+
+def read_scan(path: Path, bands: Collection[int] | None = None) -> np.ndarray:
+    """A scan as RGB uint8 ``[H, W, 3]``: greyscale scans repeated to three channels (Pillow's
+    ``convert("RGB")``), as training, evaluation and prediction all read them.
+
+    Args:
+        path: the image file.
+        bands: the band counts accepted (``(1, 3)``: greyscale or colour); None: any layout
+            Pillow converts.
+
+    Raises:
+        XrayFormatError: the file cannot be read or decoded, or has another band count.
+    """
+    try:
+        with Image.open(path) as image:
+            found = image.getbands()
+            if bands is not None and len(found) not in bands:
+                raise XrayFormatError(
+                    f"{path}: the image has {len(found)} channels ({image.mode}), but a scan is "
+                    f"greyscale or colour ({' or '.join(map(str, sorted(bands)))} channels): "
+                    "save it as a greyscale or RGB PNG or JPEG"
+                )
+            return np.asarray(image.convert("RGB"))
+    except OSError as error:
+        raise XrayFormatError(f"{path}: cannot read the image ({error})") from error
 
 
 def make_transform(train: bool, max_size: int | None, seed: int) -> A.Compose | None:
@@ -89,11 +115,7 @@ class XrayDataset(SeededDataset):
     def load(self, record: XrayImage) -> np.ndarray:
         """The scan as RGB uint8 (greyscale scans are repeated to three channels)."""
         path = self.root / record.path
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except OSError as error:
-            raise XrayFormatError(f"{path}: cannot read the image ({error})") from error
+        pixels = read_scan(path)
         if pixels.shape[:2] != (record.height, record.width):
             raise XrayFormatError(
                 f"{path}: the image is {pixels.shape[1]}x{pixels.shape[0]} but its annotation "

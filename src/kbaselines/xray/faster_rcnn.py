@@ -12,6 +12,8 @@ unless a checkpoint is loaded.
 - :func:`fasterrcnn_mobilenet_v3_large_fpn`: the fast one (COCO box AP 32.8).
 - :func:`fasterrcnn_small`: a small timm backbone with an FPN and a light box head, trainable on a
   CPU in minutes (the learning test).
+
+:class:`SingleImageDetector` is the graph an export holds: one image in, its detections out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 __all__ = [
+    "SingleImageDetector",
     "TimmFPNBackbone",
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_resnet50_fpn_v2",
@@ -185,3 +188,21 @@ def fasterrcnn_small(
         **kwargs,
     )
     return _sized(net, num_classes)
+
+
+class SingleImageDetector(nn.Module):
+    """A torchvision detector on one image ``[3, H, W]`` (0..1) returning ``boxes`` ``[K, 4]``
+    (xyxy, the image's pixels), ``labels`` ``[K]`` (1..num_classes) and ``scores`` ``[K]``:
+    the graph an export holds, with torchvision's resize, normalisation and NMS inside.
+
+    One image, since the detector loops over a list of images, which the ONNX exporter unrolls
+    into a fixed count.
+    """
+
+    def __init__(self, detector: FasterRCNN) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        detections = self.detector([image])[0]
+        return detections["boxes"], detections["labels"], detections["scores"]

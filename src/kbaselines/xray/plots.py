@@ -63,15 +63,17 @@ def plot_pr_curves(
 def plot_detection_grid(
     images: Sequence[np.ndarray],
     predictions: Sequence[Mapping[str, np.ndarray]],
-    targets: Sequence[Mapping[str, np.ndarray]],
+    targets: Sequence[Mapping[str, np.ndarray]] | None,
     categories: Sequence[str],
     path: Path,
     score_threshold: float = 0.3,
     titles: Sequence[str] | None = None,
 ) -> Path:
-    """Images (``[H, W, 3]`` in 0..1) with ground truth (dashed white) and predictions above
-    ``score_threshold`` (coloured, with category and score)."""
+    """Images (``[H, W, 3]`` in 0..1) with ground truth (dashed white; None: unlabelled images)
+    and predictions above ``score_threshold`` (coloured, with category and score)."""
     count = len(images)
+    if targets is None:
+        targets = [{"boxes": np.zeros((0, 4))} for _ in images]
     columns = min(4, max(count, 1))
     rows = max(1, -(-count // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)

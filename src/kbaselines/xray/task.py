@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,10 +35,52 @@ from kbaselines.core.task import BaseTask
 from kbaselines.xray.metrics import DetectionScores, detection_metrics
 from kbaselines.xray.plots import plot_ap_bars, plot_detection_grid, plot_pr_curves
 
-__all__ = ["DetectionTask"]
+__all__ = [
+    "ROW_FIELDS",
+    "DetectionTask",
+    "boxes_in_scan_pixels",
+    "in_scan_pixels",
+    "result_rows",
+]
 
 #: the numbers logged at validation (``val/map50`` is the checkpoint monitor)
 VAL_METRICS = ("map", "map50", "voc_map50")
+#: the columns of the detection CSVs (``predictions_test.csv``, ``predict.py``'s ``detections.csv``)
+ROW_FIELDS = ("image", "category", "score", "x_min", "y_min", "x_max", "y_max")
+
+
+def boxes_in_scan_pixels(boxes: torch.Tensor, scale: torch.Tensor) -> np.ndarray:
+    """Boxes ``[N, 4]`` of the dataset's image (maybe resized: ``scale`` = its (x, y) factor)
+    back in the scan's own pixels, float64 on the CPU."""
+    return boxes.detach().cpu().double().numpy() / scale.detach().cpu().double().numpy().repeat(2)
+
+
+def in_scan_pixels(detection: Mapping[str, torch.Tensor], scale: torch.Tensor) -> dict[str, Any]:
+    """A detector's output for one image in the scan's pixels, as numpy: what evaluation scores
+    and prediction writes."""
+    return {
+        "boxes": boxes_in_scan_pixels(detection["boxes"], scale),
+        "labels": detection["labels"].detach().cpu().numpy(),
+        "scores": detection["scores"].detach().cpu().double().numpy(),
+    }
+
+
+def result_rows(
+    results: Sequence[Mapping[str, Any]], file_names: Sequence[str], categories: Sequence[str]
+) -> list[dict[str, Any]]:
+    """COCO results (image ``k`` has id ``k + 1``) as readable CSV rows (:data:`ROW_FIELDS`)."""
+    return [
+        {
+            "image": file_names[r["image_id"] - 1],
+            "category": categories[r["category_id"] - 1],
+            "score": round(r["score"], 5),
+            "x_min": round(r["bbox"][0], 2),
+            "y_min": round(r["bbox"][1], 2),
+            "x_max": round(r["bbox"][0] + r["bbox"][2], 2),
+            "y_max": round(r["bbox"][1] + r["bbox"][3], 2),
+        }
+        for r in results
+    ]
 
 
 class DetectionTask(BaseTask):
@@ -92,19 +136,15 @@ class DetectionTask(BaseTask):
         for k, (image, prediction, target) in enumerate(
             zip(batch["images"], detections, batch["targets"], strict=True)
         ):
-            scale = batch["scale"][k].detach().cpu().double().numpy().repeat(2)  # sx sy sx sy
+            scale = batch["scale"][k]
             height, width = image.shape[1:]
             self.collect(
                 {
                     "index": int(batch["index"][k]),
-                    "size": (round(width / scale[0]), round(height / scale[1])),
-                    "prediction": {
-                        "boxes": prediction["boxes"].detach().cpu().double().numpy() / scale,
-                        "labels": prediction["labels"].detach().cpu().numpy(),
-                        "scores": prediction["scores"].detach().cpu().double().numpy(),
-                    },
+                    "size": (round(width / float(scale[0])), round(height / float(scale[1]))),
+                    "prediction": in_scan_pixels(prediction, scale),
                     "target": {
-                        "boxes": target["boxes"].detach().cpu().double().numpy() / scale,
+                        "boxes": boxes_in_scan_pixels(target["boxes"], scale),
                         "labels": target["labels"].detach().cpu().numpy(),
                     },
                 }
@@ -116,7 +156,7 @@ class DetectionTask(BaseTask):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._detect_step(batch)
 
-    def _categories(self) -> list[str]:
+    def categories(self) -> list[str]:
         """The category names, label ``k`` being ``names[k - 1]``; ``"1"`` .. ``"C"`` for a task
         built without the data's info (a bare task in a unit test)."""
         if self.info.class_names:
@@ -136,7 +176,7 @@ class DetectionTask(BaseTask):
             [o["prediction"] for o in outputs],
             [o["target"] for o in outputs],
             [o["size"] for o in outputs],
-            self._categories(),
+            self.categories(),
             self._file_names(stage, outputs),
             backend=self.hparams.metric_backend,
         )
@@ -155,20 +195,8 @@ class DetectionTask(BaseTask):
         if scores is None:
             raise RuntimeError("no test batches: the test set is empty")
         self.log_dict({f"test/{k}": float(v) for k, v in scores.metrics.items()}, sync_dist=False)
-        categories = self._categories()
         names = [i["file_name"] for i in scores.ground_truth["images"]]
-        self.test_predictions = [
-            {
-                "image": names[r["image_id"] - 1],
-                "category": categories[r["category_id"] - 1],
-                "score": round(r["score"], 5),
-                "x_min": round(r["bbox"][0], 2),
-                "y_min": round(r["bbox"][1], 2),
-                "x_max": round(r["bbox"][0] + r["bbox"][2], 2),
-                "y_max": round(r["bbox"][1] + r["bbox"][3], 2),
-            }
-            for r in scores.results
-        ]
+        self.test_predictions = result_rows(scores.results, names, self.categories())
 
     def write_test_outputs(self, out_dir: Path, stage: str) -> None:
         """Category ids, COCO ground truth and results JSON, per-class table and plots."""
@@ -186,7 +214,7 @@ class DetectionTask(BaseTask):
         writer.writerows(scores.per_class)
         write_text_atomic(out_dir / f"per_class_{stage}.csv", buffer.getvalue())
         write_text_atomic(out_dir / f"coco_summary_{stage}.txt", scores.coco.summary)
-        categories = self._categories()
+        categories = self.categories()
         plot_ap_bars(
             scores.per_class, out_dir / f"ap_per_class_{stage}.png", f"Per-class AP, {stage}"
         )
@@ -228,7 +256,7 @@ class DetectionTask(BaseTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Also record the category names, so that a checkpoint's labels can be read alone."""
         super().on_save_checkpoint(checkpoint)
-        checkpoint["categories"] = self._categories()
+        checkpoint["categories"] = self.categories()
 
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None

@@ -45,12 +45,15 @@ def _outputs(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[
 
 
 def export_onnx(contract: ExportContract, path: Path) -> Path:
-    """The network as ONNX at :data:`ONNX_OPSET`, the batch axis dynamic when the contract says so."""
-    dynamic_axes = None
+    """The network as ONNX at :data:`ONNX_OPSET`, the batch axis (and the contract's other axes)
+    dynamic."""
+    dynamic_axes: dict[str, dict[int, str]] = {}
     if contract.dynamic_batch:
         dynamic_axes = {
             name: {0: "batch"} for name in (*contract.input_names, *contract.output_names)
         }
+    for name, axes in contract.dynamic_axes.items():
+        dynamic_axes.setdefault(name, {}).update(axes)
     with warnings.catch_warnings():
         # the TorchScript-based exporter is deprecated, and still the one that traces torchvision's
         # detectors and our networks; a contract can ask for torch.export instead
@@ -63,7 +66,7 @@ def export_onnx(contract: ExportContract, path: Path) -> Path:
             str(path),
             input_names=list(contract.input_names),
             output_names=list(contract.output_names),
-            dynamic_axes=None if contract.dynamo else dynamic_axes,
+            dynamic_axes=None if contract.dynamo else dynamic_axes or None,
             dynamic_shapes=_dynamic_shapes(contract) if contract.dynamo else None,
             opset_version=ONNX_OPSET,
             dynamo=contract.dynamo,
@@ -137,7 +140,7 @@ def export_model(
         "inputs": [
             {
                 "name": n,
-                "shape": ["batch" if contract.dynamic_batch else t.shape[0], *t.shape[1:]],
+                "shape": _shape(contract, n, t),
                 "dtype": str(t.dtype).removeprefix("torch."),
             }
             for n, t in zip(contract.input_names, contract.example_inputs, strict=True)
@@ -156,6 +159,13 @@ def export_model(
         card["cv_summary"] = json.loads((out / "cv_summary.json").read_text())
     write_json_atomic(out / "model_card.json", card)
     return card
+
+
+def _shape(contract: ExportContract, name: str, tensor: torch.Tensor) -> list[int | str]:
+    """A tensor's shape for the card, its dynamic axes named."""
+    axes = {0: "batch"} if contract.dynamic_batch else {}
+    axes.update(contract.dynamic_axes.get(name, {}))
+    return [axes.get(k, size) for k, size in enumerate(tensor.shape)]
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class ExportContract:
         postprocessing: what the outputs mean and what is done after the network (decoding,
             NMS, thresholds), as plain values; ``function`` names a shipped helper when there is one.
         dynamic_batch: the first axis of every input and output may vary.
+        dynamic_axes: further axes that may vary, by tensor name (``{"image": {1: "height"}}``;
+            a detector taking one image of any size).
         tolerance: the largest absolute difference allowed between ONNX Runtime and PyTorch.
         dynamo: export with torch.export (``dynamo=True``) instead of the TorchScript-based
             exporter, for networks the latter cannot trace.
@@ -63,6 +65,7 @@ class ExportContract:
     preprocessing: Mapping[str, Any]
     postprocessing: Mapping[str, Any]
     dynamic_batch: bool = True
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     tolerance: float = 1e-4
     dynamo: bool = False
 

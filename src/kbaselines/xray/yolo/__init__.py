@@ -2,7 +2,7 @@
 
 One module per stage: ``letterbox`` (input), ``backbone`` (timm), ``neck`` (PAN-FPN), ``head``
 (decoupled), ``box_coder`` (points <-> boxes), ``assigner`` (task-aligned), ``loss``,
-``postprocess`` (NMS); ``yolo`` composes them and holds the builders ``yolo_n/s/m``.
+``postprocess`` (decoding, NMS); ``yolo`` composes them and holds the builders ``yolo_n/s/m``.
 """
 
 from kbaselines.xray.yolo.assigner import Assignment, TaskAlignedAssigner
@@ -18,8 +18,8 @@ from kbaselines.xray.yolo.letterbox import (
 )
 from kbaselines.xray.yolo.loss import YOLOLoss, distribution_focal_loss
 from kbaselines.xray.yolo.neck import PAN, C2f
-from kbaselines.xray.yolo.postprocess import select_detections
-from kbaselines.xray.yolo.yolo import YOLO, yolo_m, yolo_n, yolo_s
+from kbaselines.xray.yolo.postprocess import decode_detections, select_detections
+from kbaselines.xray.yolo.yolo import YOLO, YOLORawOutputs, yolo_m, yolo_n, yolo_s
 
 __all__ = [
     "PAN",
@@ -34,8 +34,10 @@ __all__ = [
     "PointBoxCoder",
     "TaskAlignedAssigner",
     "YOLOLoss",
+    "YOLORawOutputs",
     "boxes_from_letterbox",
     "boxes_to_letterbox",
+    "decode_detections",
     "distribution_focal_loss",
     "letterbox",
     "make_anchor_points",

@@ -1,16 +1,57 @@
-"""From dense per-point scores and boxes to a short list of detections per image.
+"""From the head's raw outputs to a short list of detections per image.
 
-Every (point, class) pair above a score threshold is a candidate (multi-label, as YOLOv8 and
-torchvision's RetinaNet); the best ``pre_nms_top_n`` go through class-wise NMS
-(``torchvision.ops.batched_nms``) and the best ``detections_per_img`` survivors are kept.
+:func:`decode_detections` reads the box distributions at every anchor point and turns the class
+logits into scores; :func:`select_detections` keeps, per image, every (point, class) pair above a
+score threshold as a candidate (multi-label, as YOLOv8 and torchvision's RetinaNet), puts the best
+``pre_nms_top_n`` through class-wise NMS (``torchvision.ops.batched_nms``) and keeps the best
+``detections_per_img`` survivors. The evaluation runs both inside :class:`~kbaselines.xray.yolo.YOLO`;
+an exported YOLO (raw head outputs) runs :func:`decode_detections` after the graph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torchvision.ops import batched_nms, remove_small_boxes
 
-__all__ = ["select_detections"]
+from kbaselines.xray.yolo.box_coder import PointBoxCoder, make_anchor_points
+
+__all__ = ["decode_detections", "select_detections"]
+
+
+def decode_detections(
+    cls_logits: torch.Tensor,
+    box_logits: torch.Tensor,
+    sizes: Sequence[tuple[int, int]],
+    strides: Sequence[int],
+    reg_max: int,
+    score_thresh: float = 0.001,
+    nms_thresh: float = 0.7,
+    detections_per_img: int = 300,
+) -> list[dict[str, torch.Tensor]]:
+    """Detections of a batch from the head's raw outputs, boxes in the letterboxed square's pixels.
+
+    Args:
+        cls_logits: FloatTensor[B, A, C], class logits per anchor point.
+        box_logits: FloatTensor[B, A, 4 * reg_max], logits of the four box-side distributions.
+        sizes: ``(h, w)`` of each level's map (``S / stride`` for an ``S x S`` input).
+        strides: the stride of each level (8, 16, 32).
+        reg_max: bins per box side.
+        score_thresh, nms_thresh, detections_per_img: as :func:`select_detections`.
+
+    Returns:
+        per image, :func:`select_detections`'s ``boxes``, ``scores`` and ``labels``; map the boxes
+        to the original image with :func:`~kbaselines.xray.yolo.letterbox.boxes_from_letterbox`.
+    """
+    coder = PointBoxCoder(reg_max)
+    points, point_strides = make_anchor_points(sizes, strides, box_logits.device, box_logits.dtype)
+    boxes = coder.decode(points, point_strides, coder.expectation(box_logits))
+    scores = cls_logits.sigmoid()
+    return [
+        select_detections(b, s, score_thresh, nms_thresh, detections_per_img)
+        for b, s in zip(boxes, scores, strict=True)
+    ]
 
 
 def select_detections(

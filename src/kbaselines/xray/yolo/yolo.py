@@ -32,13 +32,13 @@ from torch import nn
 from kbaselines.xray.yolo.assigner import TaskAlignedAssigner
 from kbaselines.xray.yolo.backbone import Backbone
 from kbaselines.xray.yolo.box_coder import PointBoxCoder, make_anchor_points
-from kbaselines.xray.yolo.head import DecoupledHead
+from kbaselines.xray.yolo.head import DecoupledHead, HeadOutputs
 from kbaselines.xray.yolo.letterbox import LetterboxTransform
 from kbaselines.xray.yolo.loss import YOLOLoss
 from kbaselines.xray.yolo.neck import PAN
-from kbaselines.xray.yolo.postprocess import select_detections
+from kbaselines.xray.yolo.postprocess import decode_detections
 
-__all__ = ["YOLO", "yolo_m", "yolo_n", "yolo_s"]
+__all__ = ["YOLO", "YOLORawOutputs", "yolo_m", "yolo_n", "yolo_s"]
 
 
 class YOLO(nn.Module):
@@ -120,6 +120,11 @@ class YOLO(nn.Module):
         """Neck maps at strides 8, 16, 32 of a letterboxed batch ``[B, C, S, S]``."""
         return self.neck(self.backbone(x))
 
+    def head_outputs(self, x: torch.Tensor) -> HeadOutputs:
+        """The head's raw logits of a letterboxed batch ``[B, C, S, S]``: what an export returns,
+        decoded by :func:`~kbaselines.xray.yolo.postprocess.decode_detections`."""
+        return self.head(self.forward_features(x))
+
     def forward(
         self,
         images: list[torch.Tensor],
@@ -141,19 +146,22 @@ class YOLO(nn.Module):
                 raise ValueError("targets are required in training mode")
             self._check_targets(targets)
         batch, targets, params = self.transform(images, targets)
-        outputs = self.head(self.forward_features(batch))
-        points, strides = make_anchor_points(
-            outputs.sizes, self.head.strides, batch.device, outputs.box_logits.dtype
-        )
+        outputs = self.head_outputs(batch)
         if self.training:
+            points, strides = make_anchor_points(
+                outputs.sizes, self.head.strides, batch.device, outputs.box_logits.dtype
+            )
             return self.loss(outputs.cls_logits, outputs.box_logits, points, strides, targets)
-        distances = self.box_coder.expectation(outputs.box_logits)
-        boxes = self.box_coder.decode(points, strides, distances)
-        scores = outputs.cls_logits.sigmoid()
-        detections = [
-            select_detections(b, s, self.score_thresh, self.nms_thresh, self.detections_per_img)
-            for b, s in zip(boxes, scores, strict=True)
-        ]
+        detections = decode_detections(
+            outputs.cls_logits,
+            outputs.box_logits,
+            outputs.sizes,
+            self.head.strides,
+            self.box_coder.reg_max,
+            self.score_thresh,
+            self.nms_thresh,
+            self.detections_per_img,
+        )
         return self.transform.postprocess(detections, params)
 
     def _check_targets(self, targets: list[dict[str, torch.Tensor]]) -> None:
@@ -171,6 +179,20 @@ class YOLO(nn.Module):
                 )
             if len(boxes) and not (boxes[:, 2:] > boxes[:, :2]).all():
                 raise ValueError(f"target {i}: every box needs x2 > x1 and y2 > y1 (xyxy)")
+
+
+class YOLORawOutputs(nn.Module):
+    """A YOLO from a letterboxed batch ``[B, C, S, S]`` (0..1) to its raw head outputs,
+    ``cls_logits`` ``[B, A, C]`` and ``box_logits`` ``[B, A, 4 * reg_max]``: the graph an export
+    holds; :func:`~kbaselines.xray.yolo.postprocess.decode_detections` decodes them after it."""
+
+    def __init__(self, yolo: YOLO) -> None:
+        super().__init__()
+        self.yolo = yolo
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.yolo.head_outputs(x)
+        return outputs.cls_logits, outputs.box_logits
 
 
 def _create_yolo(variant_args: dict[str, Any], **kwargs: Any) -> YOLO:
