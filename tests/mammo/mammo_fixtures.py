@@ -10,6 +10,17 @@ import numpy as np
 
 from kbaselines.mammo.synthetic import write_dicom
 
+#: The overrides of a tiny run of the whole pipeline: 24 cases, 2 folds, one patch and one view
+#: epoch of two batches, 20 bootstrap samples.
+TINY_RUN = (
+    "data.synthetic.num_cases=24",
+    "trainer.limit_train_batches=2",
+    "trainer.max_epochs=2",
+    "data.stage1_epochs=1",
+    "cv.val_fraction=0.25",
+    "model.num_bootstrap=20",
+)
+
 VIEW_TAGS = (("R", "CC"), ("R", "MLO"), ("L", "CC"), ("L", "MLO"))
 
 

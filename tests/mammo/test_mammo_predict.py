@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mammo_fixtures import TINY_RUN
 from safetensors.torch import load_file
 
 from kbaselines.core.builders import build_task
@@ -30,12 +31,7 @@ EXPERIMENT = "+experiment=mammo_resnet34_maps_synthetic"
 #: two batches) with running statistics: with batch statistics a view's scores depend on the views
 #: batched with it, and the test loader batches other views than predict.py does
 TINY = [
-    "data.synthetic.num_cases=24",
-    "trainer.limit_train_batches=2",
-    "trainer.max_epochs=2",
-    "data.stage1_epochs=1",
-    "cv.val_fraction=0.25",
-    "model.num_bootstrap=20",
+    *TINY_RUN,
     "model.num_overlay_cases=1",
     "model.net.batch_stats=false",
 ]

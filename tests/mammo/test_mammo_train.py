@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mammo_fixtures import TINY_RUN
 
 EXPERIMENT = "+experiment=mammo_resnet34_maps_synthetic"
 
@@ -39,12 +40,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, run_entry_point) -> tuple
     return _train(
         tmp_path_factory.mktemp("mammo_tiny"),
         run_entry_point,
-        "data.synthetic.num_cases=24",
-        "trainer.limit_train_batches=2",
-        "trainer.max_epochs=2",
-        "data.stage1_epochs=1",
-        "cv.val_fraction=0.25",
-        "model.num_bootstrap=20",
+        *TINY_RUN,
     )
 
 
