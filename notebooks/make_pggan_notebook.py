@@ -79,13 +79,15 @@ CELLS = [
     ),
     new_markdown_cell(
         "## Images for chosen latent seeds\n\n"
-        "`python scripts/generate.py ckpt_path=<ckpt> out_dir=<folder> seeds=[...]` does the same."
+        "With `python scripts/generate.py ckpt_path=<ckpt> out_dir=<folder> seeds=[...]` (the same as `predict.py +experiment=kface_pggan`)."
     ),
     new_code_cell(
-        "import sys\n"
-        "sys.path.insert(0, str(PROJECT_ROOT / 'scripts'))\n"
-        "from generate import generate\n\n"
-        "paths = generate(fold / 'checkpoints' / 'last.ckpt', Path('/tmp/pggan_generated'), seeds=[0, 1, 2, 3])\n"
+        "import subprocess, sys, tempfile\n\n"
+        "out = Path(tempfile.mkdtemp(prefix='pggan_generated_'))\n"
+        "subprocess.run([sys.executable, str(PROJECT_ROOT / 'scripts' / 'generate.py'),\n"
+        "                f\"ckpt_path={fold / 'checkpoints' / 'last.ckpt'}\", f'out_dir={out}', 'seeds=[0,1,2,3]'],\n"
+        "               check=True)\n"
+        "paths = sorted(out.glob('seed*.png'))\n"
         "fig, axes = plt.subplots(1, len(paths), figsize=(2.5 * len(paths), 2.8))\n"
         "for ax, path in zip(axes, paths):\n"
         "    ax.imshow(Image.open(path)); ax.set_title(path.stem); ax.axis('off')\n"
