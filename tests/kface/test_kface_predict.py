@@ -113,6 +113,49 @@ def test_predict_scores_the_test_pairs_as_the_test_did(
     assert report["counts"] == {"images": len(names), "pairs": len(tested)}
 
 
+def _test_accuracy(fold: Path, threshold: float) -> float:
+    """The accuracy of the fold's scored test pairs at ``threshold``."""
+    rows = _rows(fold / "predictions_test.csv")
+    return float(np.mean([(float(r["score"]) >= threshold) == (r["target"] == "1") for r in rows]))
+
+
+def test_the_test_accuracy_is_at_the_validation_threshold(run: Path) -> None:
+    for fold in (run / "fold_0", run / "fold_1"):
+        metrics = json.loads((fold / "metrics.json").read_text())
+        threshold = load_checkpoint(_tested(fold))["operating_point"]
+        assert metrics["test/threshold"] == pytest.approx(threshold, abs=1e-6)
+        assert metrics["test/accuracy"] == pytest.approx(_test_accuracy(fold, threshold), abs=1e-6)
+        # the validation people's threshold is not the test pairs' own (the oracle's)
+        assert abs(metrics["test/oracle_threshold"] - threshold) > 1e-6  # float32: ~6e-8
+        assert metrics["test/accuracy"] <= metrics["test/oracle_accuracy"] + 1e-6
+        assert _test_accuracy(fold, metrics["test/oracle_threshold"]) == pytest.approx(
+            metrics["test/oracle_accuracy"], abs=1e-6
+        )
+
+
+def test_without_validation_the_threshold_comes_from_the_training_people(
+    tiny: list[str], tmp_path: Path, run_entry_point
+) -> None:
+    overrides = [o for o in tiny if not o.startswith("cv.val_fraction=")]
+    run_entry_point(
+        "train.py", *overrides, "cv.val_fraction=0", f"paths.log_dir={tmp_path}", "run_name=r"
+    )
+    run = tmp_path / "kface_lightcnn9_synthetic" / "r"
+    train = json.loads((run / "splits.json").read_text())["folds"][0]["train"]
+    fold = run / "fold_0"
+    metrics = json.loads((fold / "metrics.json").read_text())
+    assert metrics["tested_checkpoint"] == "last"
+    assert "operating_point" not in load_checkpoint(fold / "checkpoints" / "last.ckpt")
+    threshold = metrics["test/threshold"]
+    assert np.isfinite(threshold)
+    assert metrics["test/accuracy"] == pytest.approx(_test_accuracy(fold, threshold), abs=1e-6)
+    # every training image of the fold (fewer than threshold_images), of all its people
+    people = len({path.split("/")[0] for path in train})
+    log = (run / "train.log").read_text()
+    assert "No validation threshold in the tested checkpoint: test threshold" in log
+    assert f"pairs of {len(train)} training images of {people} people" in log
+
+
 def test_a_run_folder_is_an_ensemble_of_its_folds(
     run: Path, tree: Path, model_overrides: list[str], tmp_path: Path
 ) -> None:

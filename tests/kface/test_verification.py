@@ -24,8 +24,8 @@ METRIC_KEYS = {
     "eer",
     "tar_at_far_1e-2",
     "tar_at_far_1e-3",
-    "best_accuracy",
-    "best_threshold",
+    "oracle_accuracy",
+    "oracle_threshold",
 }
 
 
@@ -46,12 +46,12 @@ def test_against_scikit_learn_on_random_scores(seed: int) -> None:
     assert metrics["tar_at_far_1e-2"] == pytest.approx(tpr[fpr <= 1e-2].max())
     assert metrics["tar_at_far_1e-3"] == pytest.approx(tpr[fpr <= 1e-3].max())
 
-    # best accuracy: brute force over every score as threshold, and rejecting everything
+    # oracle accuracy: brute force over every score as threshold, and rejecting everything
     candidates = np.append(np.unique(scores), np.inf)
     accuracy = [np.mean((scores >= t) == same) for t in candidates]
-    assert metrics["best_accuracy"] == pytest.approx(max(accuracy))
-    assert np.mean((scores >= metrics["best_threshold"]) == same) == pytest.approx(
-        metrics["best_accuracy"]
+    assert metrics["oracle_accuracy"] == pytest.approx(max(accuracy))
+    assert np.mean((scores >= metrics["oracle_threshold"]) == same) == pytest.approx(
+        metrics["oracle_accuracy"]
     )
 
     # EER: the usual face-recognition recipe, root of 1 - FAR - TAR(FAR) on the interpolated ROC
@@ -68,9 +68,9 @@ def test_perfect_separation() -> None:
     metrics = verification_metrics(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0]))
     assert metrics["roc_auc"] == 1.0
     assert metrics["eer"] == 0.0
-    assert metrics["best_accuracy"] == 1.0
+    assert metrics["oracle_accuracy"] == 1.0
     assert metrics["tar_at_far_1e-2"] == 1.0 and metrics["tar_at_far_1e-3"] == 1.0
-    assert metrics["best_threshold"] == pytest.approx(0.8)  # the highest threshold reaching 1.0
+    assert metrics["oracle_threshold"] == pytest.approx(0.8)  # the highest threshold reaching 1.0
 
 
 def test_hand_computed_case() -> None:
@@ -88,8 +88,8 @@ def test_hand_computed_case() -> None:
     assert metrics["tar_at_far_1e-3"] == pytest.approx(0.25)
     # accuracy per threshold: .9 -> 1+4, .8 -> 1+3, .7 -> 2+3, .5 -> 2+2, .4 -> 3+2, .3 -> 4+2,
     # .2 -> 4+1, .1 -> 4+0 (out of 8): best 6/8 at .3
-    assert metrics["best_accuracy"] == pytest.approx(6 / 8)
-    assert metrics["best_threshold"] == pytest.approx(0.3)
+    assert metrics["oracle_accuracy"] == pytest.approx(6 / 8)
+    assert metrics["oracle_threshold"] == pytest.approx(0.3)
 
 
 def test_eer_on_a_vertical_segment_is_not_the_midpoint() -> None:
@@ -101,8 +101,8 @@ def test_eer_on_a_vertical_segment_is_not_the_midpoint() -> None:
     assert metrics["eer"] == pytest.approx(0.5)
     assert metrics["roc_auc"] == pytest.approx(4 / 6)
     # thresholds: .9 -> 1+2, .7 -> 1+1, .6 -> 2+1, .4 -> 3+1, .3 -> 3+0 (of 5): best 4/5 at .4
-    assert metrics["best_accuracy"] == pytest.approx(4 / 5)
-    assert metrics["best_threshold"] == pytest.approx(0.4)
+    assert metrics["oracle_accuracy"] == pytest.approx(4 / 5)
+    assert metrics["oracle_threshold"] == pytest.approx(0.4)
 
 
 def test_eer_interpolated_on_a_tie() -> None:
@@ -112,8 +112,8 @@ def test_eer_interpolated_on_a_tie() -> None:
     assert metrics["eer"] == pytest.approx(0.25)
     assert metrics["roc_auc"] == pytest.approx(0.875)  # 3 wins + 1 tie (half) out of 4
     # .8 and .5 both give 3/4; the first (highest) threshold is kept
-    assert metrics["best_accuracy"] == pytest.approx(0.75)
-    assert metrics["best_threshold"] == pytest.approx(0.8)
+    assert metrics["oracle_accuracy"] == pytest.approx(0.75)
+    assert metrics["oracle_threshold"] == pytest.approx(0.8)
 
 
 def test_tar_at_far_by_hand() -> None:
@@ -128,17 +128,17 @@ def test_tar_at_far_by_hand() -> None:
     # 100 < 1/1e-3 impostors: only FAR 0 fits, TAR at threshold 1.0 is 1/10
     assert metrics["tar_at_far_1e-3"] == pytest.approx(0.1)
     # threshold .54: all genuine accepted, 2 false accepts -> 108/110
-    assert metrics["best_accuracy"] == pytest.approx(108 / 110)
-    assert metrics["best_threshold"] == pytest.approx(0.54)
+    assert metrics["oracle_accuracy"] == pytest.approx(108 / 110)
+    assert metrics["oracle_threshold"] == pytest.approx(0.54)
 
 
-def test_best_threshold_when_rejecting_everything_is_best() -> None:
+def test_oracle_threshold_when_rejecting_everything_is_best() -> None:
     # one genuine pair scoring lowest among many impostors: accepting nothing is best
     scores = np.array([0.1, 0.5, 0.6, 0.7])
     metrics = verification_metrics(scores, np.array([1, 0, 0, 0]))
-    assert metrics["best_accuracy"] == pytest.approx(0.75)
-    assert np.isfinite(metrics["best_threshold"]) and metrics["best_threshold"] > 0.7
-    assert not np.any(scores >= metrics["best_threshold"])
+    assert metrics["oracle_accuracy"] == pytest.approx(0.75)
+    assert np.isfinite(metrics["oracle_threshold"]) and metrics["oracle_threshold"] > 0.7
+    assert not np.any(scores >= metrics["oracle_threshold"])
 
 
 def test_verification_errors() -> None:

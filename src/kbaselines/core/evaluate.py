@@ -39,6 +39,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     task = build_task(cfg.model, datamodule, net_sizes=checkpoint_net_sizes(checkpoint))
     trainer = build_trainer(cfg)
     task.load_state_dict(checkpoint["state_dict"])
+    task.on_load_checkpoint(checkpoint)  # what the task keeps beside the weights (thresholds)
     metrics = evaluate(trainer, task, datamodule, out_dir, best=False)
     write_json_atomic(out_dir / "metrics.json", metrics)
     log.info("Metrics of %s written to %s", ckpt_path, out_dir)

@@ -3,7 +3,9 @@
 :class:`FacePredictor` embeds face images prepared exactly as evaluation prepares them (the face
 box of a ``.txt`` beside the image, enlarged by the crop margin; grayscale; resize and centre
 crop; pixels in [0, 1]: :func:`~kbaselines.kface.dataset.read_face` and
-:func:`~kbaselines.kface.dataset.face_tensor`), scores pairs by the cosine similarity verification
+:func:`~kbaselines.kface.dataset.face_tensor`) and embedded as evaluation embeds them (the task's
+forward: :func:`~kbaselines.kface.recognition.embed`, with the mirror's embedding added under
+``model.flip_fusion``), scores pairs by the cosine similarity verification
 uses, decides them at the run's validation threshold, and identifies probes against a gallery.
 A fold ensemble averages the folds' L2-normalised embeddings and normalises the mean again.
 
@@ -224,14 +226,16 @@ class FaceImages(Dataset):
 
 
 class Embedding(nn.Module):
-    """A recognition net from images to embeddings (not normalised): what export.py exports."""
+    """A recognition net from images to embeddings (not normalised, the mirror's added under
+    ``flip_fusion``, as the task embeds): what export.py exports."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, flip_fusion: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.flip_fusion = flip_fusion
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return embed(self.net, images)
+        return embed(self.net, images, self.flip_fusion)
 
 
 def ensemble_embeddings(models: Sequence[LoadedTask], images: torch.Tensor) -> torch.Tensor:
@@ -446,8 +450,9 @@ class FacePredictor(Predictor):
         identity classifier is left out: it only knows the training people)."""
         height, width = self.input_size
         threshold = model.extras.get("operating_point")
+        flip_fusion = bool(model.task.hparams.flip_fusion)
         return ExportContract(
-            module=Embedding(model.task.net).eval(),
+            module=Embedding(model.task.net, flip_fusion).eval(),
             example_inputs=(torch.rand(2, self.in_chans, height, width),),
             input_names=["image"],
             output_names=["embedding"],
@@ -465,7 +470,9 @@ class FacePredictor(Predictor):
                 "center_crop": [height, width],
             },
             postprocessing={
-                "embedding": "L2-normalise each row",
+                "flip_fusion": flip_fusion,
+                "embedding": "L2-normalise each row (under flip_fusion the graph has already "
+                "added the embedding of the horizontally mirrored image)",
                 "score": "cosine similarity of two normalised embeddings",
                 "decision": "same person when score >= operating_point (the cosine threshold of "
                 "best accuracy on the run's validation people)",

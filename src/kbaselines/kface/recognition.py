@@ -5,10 +5,21 @@ image of people the model has never seen and score verification pairs and rank-1
 (``kbaselines.kface.verification``), as the K-Face guideline asks. The threshold of best
 verification accuracy on the validation people is the run's operating point, kept in checkpoints
 for ``predict.py`` and the exported model card.
+
+The test reports ``test/accuracy``, the test pairs' accuracy at a threshold chosen on other people
+(``test/threshold``), as face-recognition papers do; ``test/oracle_accuracy``, at the threshold
+best on the test pairs themselves, is an upper bound. The threshold is the tested checkpoint's
+operating point; a fold without validation people (``cv.val_fraction=0``) has none, and then
+chooses it at test time on pairs of a capped sample of its training people's images
+(``threshold_images``), embedded by the tested model with the evaluation transform. That source is
+not a metric: it is the training people exactly when the checkpoint holds no ``operating_point``
+(``predict.py`` then warns), and such a threshold is biased upward, the model having learnt those
+people.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,21 +32,36 @@ from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
 from kbaselines.core.task import BaseTask
 from kbaselines.core.weights import load_pretrained
+from kbaselines.kface.datamodule import KFaceDataModule
+from kbaselines.kface.dataset import KFaceDataset
 from kbaselines.kface.verification import (
     RECOGNITION_METRICS,
     Pairs,
+    accuracy_at,
     cosine_scores,
     make_pairs,
     recognition_metrics,
+    verification_metrics,
 )
 
-__all__ = ["RecognitionTask", "embed"]
+__all__ = ["DECISION_METRICS", "RecognitionTask", "embed"]
+
+#: what the test logs besides :data:`RECOGNITION_METRICS`: the accuracy at the threshold chosen on
+#: other people, and that threshold
+DECISION_METRICS = ("accuracy", "threshold")
+
+log = logging.getLogger(__name__)
 
 
-def embed(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def embed(net: nn.Module, images: torch.Tensor, flip_fusion: bool = False) -> torch.Tensor:
     """A recognition net's embeddings ``[B, embed_dim]`` (its identity classifier left out: it
-    knows only the training people)."""
-    return net.forward_head(net.forward_features(images), pre_logits=True)
+    knows only the training people). With ``flip_fusion``, the sum of the embeddings of each image
+    and of its horizontal mirror, as face-recognition toolkits evaluate."""
+    embedding = net.forward_head(net.forward_features(images), pre_logits=True)
+    if flip_fusion:
+        mirrored = images.flip(-1)
+        embedding = embedding + net.forward_head(net.forward_features(mirrored), pre_logits=True)
+    return embedding
 
 
 class RecognitionTask(BaseTask):
@@ -49,6 +75,10 @@ class RecognitionTask(BaseTask):
         info: the data's facts (the training people as class names).
         max_genuine_pairs: cap on genuine verification pairs per evaluation (as many impostors).
         pair_seed: seed of the pair sampling, so that TAR@FAR compares between runs.
+        flip_fusion: embed an image as the sum of its and its mirror's embeddings, in evaluation
+            and in ``predict.py``/``export.py`` (training is unchanged).
+        threshold_images: cap on the training images embedded at test time to choose the test
+            threshold when the tested checkpoint has no validation threshold (no validation people).
         weights: optional file of weights from elsewhere (the authors' checkpoints); loaded with
             ``weights_only=True``, a classifier of another size dropped.
     """
@@ -60,6 +90,8 @@ class RecognitionTask(BaseTask):
         scheduler: SchedulerFactory | None = None,
         max_genuine_pairs: int = 20000,
         pair_seed: int = 0,
+        flip_fusion: bool = False,
+        threshold_images: int = 2000,
         weights: str | None = None,
         info: DataInfo | None = None,
     ) -> None:
@@ -73,7 +105,7 @@ class RecognitionTask(BaseTask):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings ``[B, embed_dim]`` of a batch of images ``[B, C, H, W]``."""
-        return embed(self.net, images)
+        return embed(self.net, images, self.hparams.flip_fusion)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.net(batch["image"])
@@ -108,6 +140,11 @@ class RecognitionTask(BaseTask):
             return
         embeddings, pairs = scored
         scores = cosine_scores(embeddings, pairs)
+        threshold = self.operating_point
+        if threshold is None:
+            threshold = self._training_threshold()
+        accuracy = accuracy_at(scores, pairs.same, threshold)
+        self.log_dict({"test/accuracy": accuracy, "test/threshold": threshold}, sync_dist=False)
         records = self.data.eval_records("test")
         self.test_predictions = pairs.to_rows(names=[r.path for r in records], scores=scores)
 
@@ -128,7 +165,8 @@ class RecognitionTask(BaseTask):
                     f"Evaluate more batches (trainer.limit_{stage}_batches=null) or put more "
                     "people in the part (cv.val_fraction, cv.num_folds)"
                 )
-            self.log_dict({f"{stage}/{k}": float("nan") for k in RECOGNITION_METRICS})
+            names = RECOGNITION_METRICS + (DECISION_METRICS if stage == "test" else ())
+            self.log_dict({f"{stage}/{k}": float("nan") for k in names})
             return None
         pairs = make_pairs(outputs["label"], self.hparams.max_genuine_pairs, self.hparams.pair_seed)
         metrics = recognition_metrics(
@@ -136,8 +174,50 @@ class RecognitionTask(BaseTask):
         )
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=False)
         if stage == "val" and not self.trainer.sanity_checking:
-            self.operating_point = float(metrics["best_threshold"])
+            self.operating_point = float(metrics["oracle_threshold"])
         return outputs["embedding"], pairs
+
+    def _training_threshold(self) -> float:
+        """The oracle threshold on pairs of up to ``threshold_images`` training images (drawn with
+        ``pair_seed``, evaluation transform, this model): the test threshold of a fold without
+        validation people. NaN, with a warning, when the data has no training people to pair
+        (``eval.py`` on a whole dataset)."""
+        data = self.data_as(KFaceDataModule)
+        train = data.datasets.get("train")
+        if not isinstance(train, KFaceDataset) or len(set(train.labels)) < 2:
+            rank_zero_warn(
+                "no validation threshold in the tested checkpoint and no training people to "
+                "choose one on: test/accuracy and test/threshold are NaN"
+            )
+            return float("nan")
+        rng = np.random.default_rng(self.hparams.pair_seed)
+        count = min(self.hparams.threshold_images, len(train))
+        picked = np.sort(rng.choice(len(train), size=count, replace=False))
+        sample = KFaceDataset(
+            train.tree,
+            [train.records[k] for k in picked],
+            [train.labels[k] for k in picked],
+            input_size=data.input_size,
+            in_chans=data.in_chans,
+            crop_margin=data.crop_margin,
+        )
+        embeddings = []
+        with self.trainer.precision_plugin.forward_context():
+            for batch in data.loader(sample, data.eval_batch_size, shuffle=False):
+                embeddings.append(self(batch["image"].to(self.device)).float().cpu().numpy())
+        labels = np.asarray(sample.labels)
+        pairs = make_pairs(labels, self.hparams.max_genuine_pairs, self.hparams.pair_seed)
+        scores = cosine_scores(np.concatenate(embeddings), pairs)
+        threshold = verification_metrics(scores, pairs.same)["oracle_threshold"]
+        log.info(
+            "No validation threshold in the tested checkpoint: test threshold %.6f chosen on %d "
+            "pairs of %d training images of %d people",
+            threshold,
+            len(pairs),
+            count,
+            len(np.unique(labels)),
+        )
+        return threshold
 
     def net_sizes(self) -> dict[str, int]:
         """The identity count of the classifier, so ``eval.py`` can rebuild the net."""
