@@ -6,8 +6,9 @@
 Settings: configs/results_table.yaml. Each row: the experiment, the metric, the guideline's
 figure, the original paper's figure (both from the experiment's ``reference`` config block), our
 figure (mean ± std over the folds, and the data it was measured on), and the command that produced
-the run. Exit code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run
-folder is written.
+the run. Detection runs add a second table: AP50 per category, mean ± std over the folds. Exit
+code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run folder is
+written.
 """
 
 from __future__ import annotations
@@ -64,8 +65,43 @@ def row(run_dir: Path) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+#: per-category metrics of the detection runs: ``test/ap50/<category>`` (VOC AP at IoU 0.5)
+PER_CATEGORY = "test/ap50/"
+
+
+def per_category_table(run_dirs: list[Path]) -> str:
+    """AP50 (%) per category, mean ± std over the folds, one column per detection run (the
+    guideline reports detectors per category); empty when no run has per-category metrics."""
+    columns: dict[str, dict[str, str]] = {}
+    for run_dir in run_dirs:
+        summary = json.loads((run_dir / "cv_summary.json").read_text())
+        name = yaml.safe_load((run_dir / "config.yaml").read_text()).get(
+            "experiment_name", run_dir.parent.name
+        )
+        cells = {}
+        for key, stats in summary["metrics"].items():
+            if key.startswith(PER_CATEGORY):
+                spread = "" if stats["std"] is None else f" ± {100 * stats['std']:.2f}"
+                cells[key[len(PER_CATEGORY) :]] = f"{100 * stats['mean']:.2f}{spread}"
+        if cells:
+            columns[name] = cells
+    if not columns:
+        return ""
+    categories = sorted({c for cells in columns.values() for c in cells})
+    lines = [
+        "| category | " + " | ".join(f"{name} AP50 (%)" for name in columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(cells.get(c, "-") for cells in columns.values()) + " |"
+        for c in categories
+    ]
+    return "\n".join(lines)
+
+
 def table(run_dirs: list[Path]) -> int:
-    """Print the table of ``run_dirs``; return the exit code."""
+    """Print the table of ``run_dirs`` (and the per-category AP table of the detection runs);
+    return the exit code."""
     header = ["experiment", "metric", "guideline", "paper", "ours", "command"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run_dir in run_dirs:
@@ -74,6 +110,10 @@ def table(run_dirs: list[Path]) -> int:
             return 1
         lines.append(row(run_dir))
     print("\n".join(lines))
+    categories = per_category_table(run_dirs)
+    if categories:
+        print("\nPer category (detection runs):\n")
+        print(categories)
     return 0
 
 
