@@ -5,8 +5,9 @@
 
 Settings: configs/results_table.yaml. Each row: the experiment, the metric, the guideline's
 figure, the original paper's figure (both from the experiment's ``reference`` config block), our
-figure (mean ± std over the folds, and the data it was measured on), and the command that produced
-the run. Detection runs add a second table: AP50 per category, mean ± std over the folds. Exit
+figure (mean ± std over the folds, and the data it was measured on), the command that produced
+the run, and the real recipe that should reproduce the reference figure (said not run here when
+the row comes from a synthetic twin). Detection runs add a second table: AP50 per category, mean ± std over the folds. Exit
 code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run folder is
 written.
 """
@@ -42,6 +43,20 @@ def _data_name(config: dict) -> str:
     return "synthetic" if data.get("synthetic") else f"real ({data.get('root')})"
 
 
+SYNTHETIC_SUFFIX = "_synthetic"
+
+
+def _real_recipe(config: dict) -> str:
+    """The command that should reproduce the paper's or guideline's figure: the experiment without
+    ``_synthetic`` on the real data, said not run here when the row was measured on a twin."""
+    name = config.get("experiment_name", "")
+    real = name.removesuffix(SYNTHETIC_SUFFIX)
+    command = f"`python train.py +experiment={real} data.root=<the dataset>`"
+    if config.get("data", {}).get("synthetic"):
+        return f"{command} (not run here: the data is registered, and this machine has no GPU)"
+    return command
+
+
 def row(run_dir: Path) -> str:
     """One Markdown table row for a finished run folder."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -61,6 +76,7 @@ def row(run_dir: Path) -> str:
         str(reference.get("paper") or "not given"),
         ours,
         f"`{_command(run_dir)}`",
+        _real_recipe(config),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -102,7 +118,7 @@ def per_category_table(run_dirs: list[Path]) -> str:
 def table(run_dirs: list[Path]) -> int:
     """Print the table of ``run_dirs`` (and the per-category AP table of the detection runs);
     return the exit code."""
-    header = ["experiment", "metric", "guideline", "paper", "ours", "command"]
+    header = ["experiment", "metric", "guideline", "paper", "ours", "command", "on the real data"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run_dir in run_dirs:
         if not (run_dir / "cv_summary.json").is_file():

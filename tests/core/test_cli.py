@@ -141,6 +141,10 @@ def test_results_table(finished_run: Path, run_entry_point) -> None:
         "| kface_lightcnn9_synthetic | 100 - EER (%) | not given | 98.70 (LFW, 100 - EER) |"
     )
     assert f"{100 - 100 * mean:.2f} ±" in row and "synthetic, 2 folds" in row
+    assert row.endswith(
+        "| `python train.py +experiment=kface_lightcnn9 data.root=<the dataset>` (not run here: "
+        "the data is registered, and this machine has no GPU) |"
+    )
     # one folder needs no brackets
     assert (
         run_entry_point("scripts/results_table.py", f"runs={finished_run}").stdout == result.stdout
