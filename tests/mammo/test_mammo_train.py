@@ -46,16 +46,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, run_entry_point) -> tuple
 
 @pytest.mark.learning
 def test_two_stage_baseline_reaches_case_auc(mammo_run: tuple[Path, list[str]]) -> None:
-    """Pooled out-of-fold case-level cancer AUC >= 0.85 over 2 folds (the issue's target).
+    """Pooled out-of-fold case-level cancer AUC >= 0.85 and benign-vs-normal AUC >= 0.80 in each
+    fold, over 2 folds (the issues' targets).
 
     The recipe (mammo_resnet34_maps_synthetic): 128x104 views cached at full size, 64 px patches
     fed at 64 px (one scale for both stages), ResNet-34 features at stride 16 (8x7 maps), batch
-    normalisation from batch statistics, 2 patch epochs + 1 whole-view epoch. Measured on the
-    committed generator (96 cases, 2 folds): test AUC 0.998 (fold 0) and 0.988 (fold 1), pooled
-    0.995, a margin of 0.145 over 0.85 (the same figures in the full tests/mammo run). Duration of
-    this test alone, generation of the tree and the cache included: 4 min 41 s of wall time,
-    268 user CPU-seconds, on the 2 cores shared with other jobs (load 6-7); not measured on an
-    idle machine (train.py alone, tree already made: 216 CPU-seconds).
+    normalisation from batch statistics, 4 patch epochs + 6 whole-view epochs, the final weights
+    tested. Measured on the committed generator (96 cases, 2 folds), idle machine: cancer AUC 1.000
+    in both folds (pooled 1.000), benign AUC 1.000 in both; train.py alone 68 s. With the former
+    recipe (1 whole-view epoch, best epoch chosen on cancer AUC) benign AUC was 0.54.
     Before the batch-statistics change the same recipe scored whole views at AUC 0.45-0.6 after
     stage 1 (running statistics gathered on patches do not fit whole views).
     """
@@ -65,6 +64,7 @@ def test_two_stage_baseline_reaches_case_auc(mammo_run: tuple[Path, list[str]]) 
     pooled = summary["pooled"]["test/roc_auc"]
     assert pooled >= 0.85, summary
     metrics = summary["metrics"]
+    assert min(metrics["test/benign_auc"]["folds"]) >= 0.80, metrics["test/benign_auc"]
     assert {
         "test/sensitivity",
         "test/specificity",
