@@ -45,12 +45,15 @@ def test_learning_rates_scale_once_when_stage_2_starts(
     task, datamodule = built
     optimizer = task.configure_optimizers()["optimizer"]
     lr = optimizer.param_groups[0]["lr"]
-    trainer = SimpleNamespace(current_epoch=1, optimizers=[optimizer], datamodule=datamodule)
-    task.trainer = datamodule.trainer = trainer  # the synthetic data: 2 patch epochs
+    patch_epochs = datamodule.stage1_epochs
+    trainer = SimpleNamespace(
+        current_epoch=patch_epochs - 1, optimizers=[optimizer], datamodule=datamodule
+    )
+    task.trainer = datamodule.trainer = trainer  # the last patch epoch
     try:
         task.on_train_epoch_start()
         assert optimizer.param_groups[0]["lr"] == lr
-        for epoch in (2, 3):  # stage 2: scaled at its first epoch only
+        for epoch in (patch_epochs, patch_epochs + 1):  # stage 2: scaled at its first epoch only
             trainer.current_epoch = epoch
             task.on_train_epoch_start()
             assert optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.1)
