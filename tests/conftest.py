@@ -126,3 +126,56 @@ def execute_notebook():
 def tiny_kface_run():
     """``tiny_kface_run(folder)``: the overrides of a K-Face run of seconds with its data there."""
     return _tiny_kface_run
+
+
+def _write_published_weights(overrides: list[str], weights_dir: Path) -> list[Path]:
+    """Stand-in files for every published weights file the composed config names, written where
+    :mod:`kbaselines.core.pretrained` looks (``weights_dir``), with the publisher's key layout:
+    the architecture of the file, randomly initialised (seed 0). Returns the files written."""
+    import hydra
+    import timm
+    import torch
+    import torchvision
+    from safetensors.torch import save_file
+
+    from kbaselines.core.pretrained import (
+        AuthorsWeights,
+        TimmWeights,
+        TorchvisionWeights,
+        published_weights,
+    )
+
+    cfg = compose_config([*overrides, f"paths.weights_dir={weights_dir}"])
+    written = []
+    for _, node in published_weights(cfg.model, "model"):
+        weights = hydra.utils.instantiate(node)
+        torch.manual_seed(0)
+        if isinstance(weights, TimmWeights):
+            state = timm.create_model(weights.architecture, pretrained=False).state_dict()
+        elif isinstance(weights, TorchvisionWeights):
+            name = next(
+                n
+                for n in torchvision.models.list_models()
+                if torchvision.models.get_model_weights(n) is type(weights.enum)
+            )
+            state = torchvision.models.get_model(name).state_dict()
+        elif isinstance(weights, AuthorsWeights):  # the authors' layout, 10 identities
+            net = hydra.utils.instantiate(cfg.model.net, num_classes=10)
+            state = {"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}
+        else:
+            raise TypeError(f"no stand-in for {weights!r}")
+        path = Path(weights_dir) / weights.file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".safetensors":
+            save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        else:
+            torch.save(state, path)
+        written.append(path)
+    return written
+
+
+@pytest.fixture(scope="session")
+def write_published_weights():
+    """``write_published_weights([overrides], folder)``: stand-in published weights files for the
+    composed config, where ``paths.weights_dir=folder`` finds them offline."""
+    return _write_published_weights

@@ -11,3 +11,9 @@
 Packages import nothing on their own: modules are imported by their full names (Hydra's
 ``_target_`` names them), so a light tool loads only what it uses.
 """
+
+import os
+
+# albumentations asks pypi.org for a newer version on import: a network call an offline cluster
+# waits on, and a training run has no business making
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

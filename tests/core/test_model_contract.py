@@ -34,6 +34,7 @@ from omegaconf import DictConfig, ListConfig
 from torch import nn
 
 from kbaselines.core.config import CONFIG_DIR, compose_config
+from kbaselines.core.pretrained import published_weights, unset_published_weights
 
 MODEL_CONFIGS = sorted((CONFIG_DIR / "model").glob("*.yaml"))
 
@@ -471,11 +472,19 @@ def test_model_contract(config: Path, offline: list) -> None:
             *SIZE_EXCEPTIONS.get(target, ()),
         ]
     )
-    fetching = {k: v for k, v in _weight_settings(cfg.model.net) if v not in (None, False)}
-    assert not fetching, f"{config.stem} asks for weights: {fetching}"
+    published = {setting for setting, _ in published_weights(cfg.model, "model")}
+    fetching = {
+        k: v
+        for k, v in _weight_settings(cfg.model.net)
+        if v not in (None, False) and k not in published
+    }
+    assert not fetching, f"{config.stem} asks for weights outside core.pretrained: {fetching}"
 
     torch.manual_seed(0)
-    net = hydra.utils.instantiate(cfg.model.net)
+    # the published weights a real recipe starts from are tested in tests/core/test_pretrained.py
+    net = hydra.utils.instantiate(
+        cfg.model.net, **unset_published_weights(cfg.model).get("net", {})
+    )
     assert isinstance(net, nn.Module)
     assert not offline, f"building {config.stem} reached for the network"
     net.train()
@@ -483,10 +492,15 @@ def test_model_contract(config: Path, offline: list) -> None:
     assert not offline, f"running {config.stem} reached for the network"
 
 
-def test_offline_guard_stops_a_download(offline: list) -> None:
-    """The guard of ``test_model_contract`` is real: asking timm for weights is refused."""
+def test_offline_guard_stops_a_download(offline: list, tmp_path: Path) -> None:
+    """The guard of ``test_model_contract`` is real: a download, allowed, is refused by it."""
     cfg = compose_config(
-        ["model=simple_baseline_r18", "data=pose_synthetic", "model.net.pretrained=true"]
+        [
+            "model=simple_baseline_r18",
+            "data=pose_synthetic",
+            "+model.net.weights_backbone={_target_: kbaselines.core.pretrained.TimmWeights,"
+            f"name: resnet18.tv_in1k, weights_dir: '{tmp_path}', allow_download: true}}",
+        ]
     )
     with pytest.raises(NetworkAccess):
         hydra.utils.instantiate(cfg.model.net)

@@ -100,7 +100,7 @@ def _datamodule(root: Path, **settings: object) -> PoseDataModule:
 def _test_metrics(module: PoseDataModule) -> tuple[dict[str, float], PoseTask]:
     pl.seed_everything(0)
     task = PoseTask(
-        SimpleBaseline("resnet18", deconv_channels=(32, 32, 32), pretrained=False),
+        SimpleBaseline("resnet18", deconv_channels=(32, 32, 32)),
         optimizer=lambda params: torch.optim.Adam(params),
         info=module.info,
     )

@@ -19,6 +19,7 @@ from pytorch_lightning.strategies import ParallelStrategy
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.generated import check_generation_root
+from kbaselines.core.pretrained import unset_published_weights
 from kbaselines.core.task import BaseTask
 
 __all__ = [
@@ -70,12 +71,16 @@ def build_task(
     net_sizes: Mapping[str, int] | None = None,
     *,
     info: DataInfo | None = None,
+    published_weights: bool = True,
 ) -> BaseTask:
     """The task, given the data's :class:`~kbaselines.core.data.datamodule.DataInfo`: the
     DataModule's, or ``info`` itself (a checkpoint's, for ``predict.py`` without data).
 
     A net whose config leaves ``num_classes`` null gets the data's class count; ``net_sizes`` (a
-    checkpoint's, for ``eval.py``) override the net's sizes instead.
+    checkpoint's, for ``eval.py``) override the net's sizes instead. ``published_weights=False``
+    builds without the published weights the config starts from
+    (:mod:`~kbaselines.core.pretrained`): a checkpoint is about to replace them, and the machine
+    evaluating it need not hold those files.
     """
     if info is None:
         if datamodule is None:
@@ -87,8 +92,11 @@ def build_task(
         net = dict(net_sizes)
     elif net_cfg is not None and "num_classes" in net_cfg and net_cfg.num_classes is None:
         net = {"num_classes": info.num_classes}
+    overrides = {} if published_weights else unset_published_weights(model_cfg)
+    if net:
+        overrides["net"] = {**overrides.get("net", {}), **net}
     # ``info`` goes to the built partial, not through Hydra, which would turn it into a config
-    partial = hydra.utils.instantiate(model_cfg, _partial_=True, **({"net": net} if net else {}))
+    partial = hydra.utils.instantiate(model_cfg, _partial_=True, **overrides)
     task = partial(info=info)
     if not isinstance(task, BaseTask):
         raise TypeError(

@@ -36,7 +36,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg.data, split=None)
     datamodule.prepare_data()
     datamodule.setup("test")
-    task = build_task(cfg.model, datamodule, net_sizes=checkpoint_net_sizes(checkpoint))
+    task = build_task(
+        cfg.model, datamodule, net_sizes=checkpoint_net_sizes(checkpoint), published_weights=False
+    )
     trainer = build_trainer(cfg)
     task.load_state_dict(checkpoint["state_dict"])
     task.on_load_checkpoint(checkpoint)  # what the task keeps beside the weights (thresholds)

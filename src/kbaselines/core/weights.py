@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "save_safetensors"]
+__all__ = ["LoadReport", "fit_problems", "load_pretrained", "read_state_dict", "save_safetensors"]
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +158,7 @@ def load_pretrained(
         if not fits:
             own = {k: v for k, v in own.items() if k not in ours}  # the model keeps its own
 
-    report.missing = sorted(set(own) - set(state))
-    report.unexpected = sorted(set(state) - set(own))
-    report.mismatched = {
-        k: (tuple(state[k].shape), tuple(own[k].shape))
-        for k in sorted(set(state) & set(own))
-        if state[k].shape != own[k].shape
-    }
+    _compare(state, own, report)
     if strict_backbone and (report.missing or report.unexpected or report.mismatched):
         raise ValueError(_mismatch_message(model, path, report))
     for key in [*report.unexpected, *report.mismatched]:
@@ -191,6 +185,27 @@ def save_safetensors(model: nn.Module, path: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(tensors, str(path), metadata={"format": "pt", "model": type(model).__name__})
     return path
+
+
+def fit_problems(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
+    """How ``state`` (a file's tensors) fails to fit ``own`` (a model's state dict), one line per
+    kind of problem listing the keys; empty when every key and shape fits."""
+    report = LoadReport(Path())
+    _compare(state, own, report)
+    return "\n".join(_problem_lines(report))
+
+
+def _compare(
+    state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], report: LoadReport
+) -> None:
+    """Fill the report's missing, unexpected and reshaped keys."""
+    report.missing = sorted(set(own) - set(state))
+    report.unexpected = sorted(set(state) - set(own))
+    report.mismatched = {
+        k: (tuple(state[k].shape), tuple(own[k].shape))
+        for k in sorted(set(state) & set(own))
+        if state[k].shape != own[k].shape
+    }
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -222,7 +237,16 @@ def _listing(keys: list[str] | dict) -> str:
 
 
 def _mismatch_message(model: nn.Module, path: Path, report: LoadReport) -> str:
-    lines = [f"{path} does not fit {type(model).__name__}:"]
+    lines = [f"{path} does not fit {type(model).__name__}:", *_problem_lines(report)]
+    lines.append(
+        "Build the model the file was trained with (variant, input_size, in_chans, embed_dim), "
+        "or pass strict_backbone=False to load only the keys that fit."
+    )
+    return "\n".join(lines)
+
+
+def _problem_lines(report: LoadReport) -> list[str]:
+    lines = []
     if report.missing:
         lines.append(f"  missing from the file ({len(report.missing)}): {_listing(report.missing)}")
     if report.unexpected:
@@ -232,8 +256,4 @@ def _mismatch_message(model: nn.Module, path: Path, report: LoadReport) -> str:
     if report.mismatched:
         shapes = [f"{k} file {a} vs model {b}" for k, (a, b) in report.mismatched.items()]
         lines.append(f"  other shape ({len(shapes)}): {_listing(shapes)}")
-    lines.append(
-        "Build the model the file was trained with (variant, input_size, in_chans, embed_dim), "
-        "or pass strict_backbone=False to load only the keys that fit."
-    )
-    return "\n".join(lines)
+    return lines

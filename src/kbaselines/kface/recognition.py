@@ -31,6 +31,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
 from kbaselines.core.task import BaseTask
+from kbaselines.core.pretrained import PublishedWeights
 from kbaselines.core.weights import load_pretrained
 from kbaselines.kface.datamodule import KFaceDataModule
 from kbaselines.kface.dataset import KFaceDataset
@@ -79,8 +80,9 @@ class RecognitionTask(BaseTask):
             and in ``predict.py``/``export.py`` (training is unchanged).
         threshold_images: cap on the training images embedded at test time to choose the test
             threshold when the tested checkpoint has no validation threshold (no validation people).
-        weights: optional file of weights from elsewhere (the authors' checkpoints); loaded with
-            ``weights_only=True``, a classifier of another size dropped.
+        weights: weights from elsewhere to fine-tune from: a file, or the authors' published
+            checkpoint found offline (:class:`~kbaselines.core.pretrained.PublishedWeights`);
+            loaded with ``weights_only=True``, a classifier of another size dropped.
     """
 
     def __init__(
@@ -92,10 +94,12 @@ class RecognitionTask(BaseTask):
         pair_seed: int = 0,
         flip_fusion: bool = False,
         threshold_images: int = 2000,
-        weights: str | None = None,
+        weights: str | PublishedWeights | None = None,
         info: DataInfo | None = None,
     ) -> None:
         super().__init__(net, optimizer, scheduler, info=info)
+        if isinstance(weights, PublishedWeights):
+            weights = weights.locate()
         if weights:
             load_pretrained(self.net, weights)
         self.criterion = nn.CrossEntropyLoss()

@@ -1,6 +1,7 @@
 """The guideline's mammography baseline: a ResNet-34 with a cancer map and a benign map.
 
-A timm ResNet (no pretrained weights, one input channel) gives the last feature map; two 1x1
+A timm ResNet (one input channel; from scratch, or from published ImageNet weights with the first
+convolution summed over RGB, as timm adapts it) gives the last feature map; two 1x1
 convolutions turn it into a cancer logit map and a benign logit map; pooling each map gives the
 image's (or patch's) logits. Average pooling is the guideline's (for patches); on a whole breast it
 dilutes a small lesion over the whole map, so whole images default to the mean of the top-k cells.
@@ -8,9 +9,10 @@ dilutes a small lesion over the whole map, so whole images default to the mean o
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import nn
+
+from kbaselines.core.pretrained import TimmWeights, create_timm_model
 
 __all__ = ["POOLINGS", "MammoMapNet", "pool_map", "resnet34_maps", "view_probabilities"]
 
@@ -60,6 +62,8 @@ class MammoMapNet(nn.Module):
             gathered on stage-1 patches do not fit whole views: measured on 96 synthetic cases,
             whole-view cancer AUC after stage 1 was 1.0 with batch statistics, 0.45-0.6 with
             running ones.
+        weights_backbone: published weights of ``backbone`` to start from (e.g.
+            ``resnet34.tv_in1k``, torchvision's ImageNet ResNet-34), found offline; None: scratch.
     """
 
     map_names = ("cancer", "benign")
@@ -72,6 +76,7 @@ class MammoMapNet(nn.Module):
         top_k: float = 0.05,
         feature_stride: int = 32,
         batch_stats: bool = False,
+        weights_backbone: TimmWeights | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -80,13 +85,13 @@ class MammoMapNet(nn.Module):
             raise ValueError(f"feature_stride {feature_stride}: 16 or 32")
         self.feature_stride = feature_stride
         if feature_stride == 32:
-            self.backbone = timm.create_model(
-                backbone, pretrained=False, in_chans=in_chans, num_classes=0, global_pool=""
+            self.backbone = create_timm_model(
+                backbone, weights_backbone, in_chans=in_chans, num_classes=0, global_pool=""
             )
             width = self.backbone.num_features
         else:
-            self.backbone = timm.create_model(
-                backbone, pretrained=False, in_chans=in_chans, features_only=True, out_indices=(3,)
+            self.backbone = create_timm_model(
+                backbone, weights_backbone, in_chans=in_chans, features_only=True, out_indices=(3,)
             )
             width = self.backbone.feature_info.channels()[-1]
         if batch_stats:
@@ -128,6 +133,9 @@ def resnet34_maps(
     top_k: float = 0.05,
     feature_stride: int = 32,
     batch_stats: bool = False,
+    weights_backbone: TimmWeights | None = None,
 ) -> MammoMapNet:
     """The guideline's baseline: ResNet-34 with cancer and benign maps (stride 32 or 16)."""
-    return MammoMapNet("resnet34", in_chans, pooling, top_k, feature_stride, batch_stats)
+    return MammoMapNet(
+        "resnet34", in_chans, pooling, top_k, feature_stride, batch_stats, weights_backbone
+    )

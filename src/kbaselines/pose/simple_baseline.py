@@ -1,6 +1,6 @@
 """Simple Baseline for 2D human pose (Xiao, Wu, Wei, ECCV 2018).
 
-A ResNet backbone (timm, no pretrained download unless asked), three deconvolution layers
+A ResNet backbone (timm; published ImageNet weights from a file or cache, never a download), three deconvolution layers
 (kernel 4, stride 2, BatchNorm, ReLU) that bring stride 32 back to stride 4, and a 1x1 convolution
 to one heatmap per joint. ResNet-50 at 256x192 has 34.0M parameters, as the paper's table.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import timm
 import torch
 from torch import nn
+
+from kbaselines.core.pretrained import TimmWeights, create_timm_model
 
 __all__ = [
     "DeconvHead",
@@ -73,7 +74,8 @@ class SimpleBaseline(nn.Module):
         deconv_channels: channels of the deconvolution layers.
         deconv_kernel: kernel size of the deconvolutions.
         in_chans: image channels.
-        pretrained: load timm's ImageNet weights (needs the hub; off for the synthetic runs).
+        weights_backbone: published weights of ``backbone`` to start from (the paper: torchvision's
+            ImageNet ResNet, ``resnet50.tv_in1k``), found offline; None: from scratch.
         feature_stage: take the features of this backbone stage (timm ``out_indices``: 2 is
             stride 8, 3 stride 16) instead of the last (stride 32): small inputs keep a feature
             map of several cells; the deconvolutions then bring it to ``stride``.
@@ -86,21 +88,21 @@ class SimpleBaseline(nn.Module):
         deconv_channels: Sequence[int] = (256, 256, 256),
         deconv_kernel: int = 4,
         in_chans: int = 3,
-        pretrained: bool = False,
+        weights_backbone: TimmWeights | None = None,
         feature_stage: int | None = None,
     ) -> None:
         super().__init__()
         if num_joints < 1:
             raise ValueError(f"num_joints must be positive, got {num_joints}")
         if feature_stage is None:
-            self.backbone = timm.create_model(
-                backbone, pretrained=pretrained, num_classes=0, global_pool="", in_chans=in_chans
+            self.backbone = create_timm_model(
+                backbone, weights_backbone, num_classes=0, global_pool="", in_chans=in_chans
             )
             channels, reduction = self.backbone.num_features, 32
         else:
-            self.backbone = timm.create_model(
+            self.backbone = create_timm_model(
                 backbone,
-                pretrained=pretrained,
+                weights_backbone,
                 features_only=True,
                 out_indices=(feature_stage,),
                 in_chans=in_chans,

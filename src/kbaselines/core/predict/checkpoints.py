@@ -114,7 +114,12 @@ def load_task(model_cfg: DictConfig, path: str | Path, info_type: type[DataInfo]
             "written by an older version; evaluate it with eval.py, or train again"
         )
     info = info_type(**_plain_info(checkpoint["data_info"]))
-    task = build_task(model_cfg, info=info, net_sizes=dict(checkpoint.get("net_sizes", {})))
+    task = build_task(
+        model_cfg,
+        info=info,
+        net_sizes=dict(checkpoint.get("net_sizes", {})),
+        published_weights=False,
+    )
     try:
         task.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
