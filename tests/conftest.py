@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,25 @@ def write_published_weights():
     """``write_published_weights([overrides], folder)``: stand-in published weights files for the
     composed config, where ``paths.weights_dir=folder`` finds them offline."""
     return _write_published_weights
+
+
+class NetworkAccess(BaseException):
+    """Raised by the ``offline`` guard; not an ``Exception``, so that no retry loop or fallback
+    (huggingface_hub retries a refused connection with back-off for a minute) swallows it."""
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
+    """No network and an empty torch hub: a net that fetches weights fails at once, one that would
+    find cached ones is not fooled. Gives the list of attempted connections."""
+    attempts: list = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise NetworkAccess("a test tried to reach the network (weights?)")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    return attempts

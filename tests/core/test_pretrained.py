@@ -5,7 +5,6 @@ the files are made here (``write_published_weights``)."""
 from __future__ import annotations
 
 import pickle
-import socket
 from pathlib import Path
 
 import hydra
@@ -38,21 +37,6 @@ PAPER_INIT = {
     "mammo_resnet34_maps": {"model.net.weights_backbone": "resnet34.tv_in1k"},
 }
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
-    """No network, empty caches; the connections attempted."""
-    attempts: list = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network refused by the test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    return attempts
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
