@@ -30,8 +30,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from kbaselines.core.data.datamodule import DataInfo
 from kbaselines.core.optimization import OptimizerFactory, SchedulerFactory
-from kbaselines.core.task import BaseTask
 from kbaselines.core.pretrained import PublishedWeights
+from kbaselines.core.task import BaseTask
 from kbaselines.core.weights import load_pretrained
 from kbaselines.kface.datamodule import KFaceDataModule
 from kbaselines.kface.dataset import KFaceDataset
