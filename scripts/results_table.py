@@ -4,12 +4,15 @@
     python scripts/results_table.py runs=logs/kface_lightcnn9_synthetic/<run>
 
 Settings: configs/results_table.yaml. Each row: the experiment, the metric, the guideline's
-figure, the original paper's figure (both from the experiment's ``reference`` config block), our
-figure (mean ± std over the folds, and the data it was measured on), the command that produced
-the run, and the real recipe that should reproduce the reference figure (said not run here when
-the row comes from a synthetic twin). Detection runs add a second table: AP50 per category, mean ± std over the folds. Exit
-code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run folder is
-written.
+figure, the original paper's figure (both from the experiment's ``reference`` config block), the
+split the figure was measured on (``k-fold``, or ``official``: trained on the dataset's Training
+part, tested on its Validation part, with the groups found in both parts), our figure (mean ± std
+over the folds, and the data it was measured on), the command that produced the run, and the real
+recipe that should reproduce the reference figure (said not run here when the row comes from a
+synthetic twin). Rows of one experiment stay together, so that its official-split figure sits
+beside its k-fold one. Detection runs add a second table: AP50 per category, mean ± std over the
+folds. Exit code 1 when a folder has no ``cv_summary.json`` (an unfinished run). No Hydra run
+folder is written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 import hydra
 import yaml
 from omegaconf import DictConfig, ListConfig
+
+from kbaselines.core.cv.splits import OFFICIAL
 
 # overrides that say where a run wrote or how it showed progress, not what it computed
 PRESENTATION_ONLY = (
@@ -57,6 +62,23 @@ def _real_recipe(config: dict) -> str:
     return command
 
 
+def _split(summary: dict) -> str:
+    """The split a run's figures come from: its scheme, or for the dataset's official split the
+    part it tested on and how many groups its two parts share."""
+    scheme = summary.get("scheme", "kfold")
+    if scheme != OFFICIAL:
+        return {"kfold": "k-fold"}.get(scheme, scheme.replace("_", " "))
+    overlap = summary.get("official_overlap") or {}
+    shared = overlap.get("groups", 0)
+    return f"official (Validation part; {shared} group{'s' if shared != 1 else ''} in both parts)"
+
+
+def _name(config: dict, summary: dict, run_dir: Path) -> str:
+    """The experiment's name; ``(official split)`` added to a column of the official split's."""
+    name = config.get("experiment_name", run_dir.parent.name)
+    return f"{name} (official split)" if summary.get("scheme") == OFFICIAL else name
+
+
 def row(run_dir: Path) -> str:
     """One Markdown table row for a finished run folder."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -74,6 +96,7 @@ def row(run_dir: Path) -> str:
         reference.get("metric", key),
         str(reference.get("guideline") or "not given"),
         str(reference.get("paper") or "not given"),
+        _split(summary),
         ours,
         f"`{_command(run_dir)}`",
         _real_recipe(config),
@@ -91,9 +114,8 @@ def per_category_table(run_dirs: list[Path]) -> str:
     columns: dict[str, dict[str, str]] = {}
     for run_dir in run_dirs:
         summary = json.loads((run_dir / "cv_summary.json").read_text())
-        name = yaml.safe_load((run_dir / "config.yaml").read_text()).get(
-            "experiment_name", run_dir.parent.name
-        )
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        name = _name(config, summary, run_dir)
         cells = {}
         for key, stats in summary["metrics"].items():
             if key.startswith(PER_CATEGORY):
@@ -115,15 +137,40 @@ def per_category_table(run_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def together(run_dirs: list[Path]) -> list[Path]:
+    """The runs in the order given, each experiment's runs moved up beside its first one (a
+    k-fold run and an official-split run of one experiment side by side)."""
+    names = [
+        yaml.safe_load((run_dir / "config.yaml").read_text()).get(
+            "experiment_name", run_dir.parent.name
+        )
+        for run_dir in run_dirs
+    ]
+    first = {name: names.index(name) for name in names}
+    order = sorted(range(len(run_dirs)), key=lambda k: first[names[k]])
+    return [run_dirs[k] for k in order]
+
+
 def table(run_dirs: list[Path]) -> int:
     """Print the table of ``run_dirs`` (and the per-category AP table of the detection runs);
     return the exit code."""
-    header = ["experiment", "metric", "guideline", "paper", "ours", "command", "on the real data"]
+    header = [
+        "experiment",
+        "metric",
+        "guideline",
+        "paper",
+        "split",
+        "ours",
+        "command",
+        "on the real data",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run_dir in run_dirs:
         if not (run_dir / "cv_summary.json").is_file():
             print(f"{run_dir}: no cv_summary.json (unfinished run?)", file=sys.stderr)
             return 1
+    run_dirs = together(run_dirs)
+    for run_dir in run_dirs:
         lines.append(row(run_dir))
     print("\n".join(lines))
     categories = per_category_table(run_dirs)

@@ -233,8 +233,9 @@ def test_check_reports_problems_and_an_empty_selection(broken: Path) -> None:
 
 def test_config_defaults_agree_with_the_class() -> None:
     config = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "configs/data/kface.yaml"))
+    assert config.pop("defaults") == [{"parts": "default"}, "_self_"]  # data.parts, shared
     parameters = inspect.signature(KFaceDataModule).parameters
-    assert set(config) - {"_target_"} == set(parameters) - {"split", "synthetic"}
+    assert set(config) - {"_target_"} == set(parameters) - {"split", "synthetic", "parts"}
     assert config["cache_dir"] == "${paths.cache_dir}" and config["seed"] == "${seed}"
     for name, value in config.items():
         if name in ("_target_", "cache_dir", "seed"):  # interpolated from paths and the run seed

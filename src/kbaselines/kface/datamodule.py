@@ -16,12 +16,18 @@ such file, instead of one crash per file mid-epoch (or, with ``skip_broken``, is
 count and a list). The content digests go into the sample table, so that the split's leakage
 check refuses a fold whose parts hold one image twice (a person folder linked to another person,
 a copied or hard-linked image).
+
+A root holding the official parts (``1.Training/``, ``2.Validation/``; ``data.parts``) is indexed
+part by part, each part's tree (``<part>`` or ``<part>/<resolution>``) as a whole K-Face tree
+with its own cached index; its image paths, the sample ids, then start with that tree's path
+under the root (``1.Training/19062000/S001/...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from kbaselines.core.data.integrity import (
     tree_problems,
 )
 from kbaselines.core.data.loaders import worker_init_fn
+from kbaselines.core.data.parts import in_part
 from kbaselines.core.data.samples import SampleTable
 from kbaselines.kface.dataset import KFaceDataset, box_outside
 from kbaselines.kface.index import KFaceIndex, load_index
@@ -46,6 +53,7 @@ from kbaselines.kface.reader import (
     KFaceFormatError,
     KFaceRecord,
     KFaceSelectionError,
+    facet_sort_key,
     matches,
     parse_name,
     resolve_tree,
@@ -65,7 +73,8 @@ class KFaceDataModule(FoldDataModule):
     """K-Face images selected by facets, split by the CV layer.
 
     Args:
-        root: the K-Face tree, or a folder holding High/ Middle/ Low/ trees.
+        root: the K-Face tree, or a folder holding High/ Middle/ Low/ trees, or a folder holding
+            the official parts, each one of those.
         resolution: which of High, Middle, Low to read when the root holds them.
         sessions: the sessions to use: a list (``[S001, S002]``) or ``"all"``.
         lights: the lights to use: a list or ``"all"``.
@@ -98,6 +107,8 @@ class KFaceDataModule(FoldDataModule):
         skip_broken: leave out the selected images that are malformed (name, box file) or damaged
             (unreadable, empty, truncated, of another format, box outside the image), counted
             and listed in a warning, instead of stopping with an error.
+        parts: the folder names of the official parts (``data.parts``, see
+            :class:`~kbaselines.core.data.datamodule.FoldDataModule`).
     """
 
     def __init__(
@@ -126,6 +137,7 @@ class KFaceDataModule(FoldDataModule):
         group_key: str = "person",
         stratify_key: str | None = None,
         skip_broken: bool = False,
+        parts: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -137,6 +149,7 @@ class KFaceDataModule(FoldDataModule):
             seed=seed,
             split=split,
             synthetic=synthetic,
+            parts=parts,
         )
         self.check_keys(RECORD_FIELDS, group_key=group_key, stratify_key=stratify_key)
         if in_chans not in (1, 3):
@@ -157,29 +170,41 @@ class KFaceDataModule(FoldDataModule):
         self.group_key = group_key
         self.stratify_key = stratify_key
         self.skip_broken = skip_broken
-        self._index: KFaceIndex | None = None
+        self._indexes: dict[str, KFaceIndex] | None = None
         self._selected: list[KFaceRecord] | None = None
         self._facts: dict[str, FileFacts] = {}
         self._classes: list[str] | None = None
 
     # -- the tree ---------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Generate the synthetic tree when configured (once), then build or load the index."""
+        """Generate the synthetic tree when configured (once), then build or load the indexes."""
         if self.synthetic is not None:
             ensure_synthetic_kface(self.synthetic_root(), **self.synthetic)
-        self.index  # noqa: B018  (builds the cache)
+        self.indexes  # noqa: B018  (builds the caches)
 
     @property
     def tree(self) -> Path:
-        """The resolved tree (``root`` or ``root/<resolution>``)."""
+        """The folder the image paths are relative to: the resolved tree (``root`` or
+        ``root/<resolution>``), or ``root`` when it holds the official parts."""
         return resolve_tree(self.root, self.resolution)
 
     @property
-    def index(self) -> KFaceIndex:
-        """The index of the tree, loaded once (from the cache when current)."""
-        if self._index is None:
-            self._index = load_index(self.tree, self.cache_dir, rebuild=self.rebuild_index)
-        return self._index
+    def indexes(self) -> dict[str, KFaceIndex]:
+        """The index of each tree read, by the prefix of its image paths under :attr:`tree`:
+        ``{"": index}``, or one per official part (``"1.Training/"``, ``"1.Training/High/"``);
+        loaded once (each from its cache when current)."""
+        if self._indexes is None:
+            resolve_tree(self.root, self.resolution)  # a missing root: the message with the fix
+            self._indexes = {}
+            for prefix, folder in self.folders().items():
+                tree = resolve_tree(folder, self.resolution)
+                key = prefix if tree == folder else f"{prefix}{tree.name}/"
+                self._indexes[key] = load_index(tree, self.cache_dir, rebuild=self.rebuild_index)
+        return self._indexes
+
+    def _chosen(self, prefix: str, index: KFaceIndex) -> list[KFaceRecord]:
+        """The selected records of one index, their paths under :attr:`tree`."""
+        return [dataclasses.replace(r, path=prefix + r.path) for r in index.select(**self.filters)]
 
     def _blocking(self, problems: Sequence[Problem]) -> list[Problem]:
         """The problems that may concern the selection: every malformed name, and the malformed
@@ -240,19 +265,22 @@ class KFaceDataModule(FoldDataModule):
         """
         if self._selected is not None:
             return self._selected
-        index = self.index
-        records = index.select(**self.filters)
+        records: list[KFaceRecord] = []
+        broken: list[Problem] = []
+        for prefix, index in self.indexes.items():
+            records += self._chosen(prefix, index)
+            broken += [in_part(prefix, p) for p in self._blocking(index.problems)]
         records.sort(key=lambda r: r.path)
         facts = self._inspect(records)
         damaged = self._damaged(records, facts)
-        broken = self._blocking(index.problems) + list(damaged.values())
+        broken += damaged.values()
         if broken:
             listing = "\n  ".join(str(p) for p in broken[:_SHOWN_PROBLEMS])
             more = len(broken) - _SHOWN_PROBLEMS
             listing += f"\n  ... and {more} more" if more > 0 else ""
             if not self.skip_broken:
                 raise KFaceFormatError(
-                    index.tree,
+                    self.tree,
                     f"{len(broken)} malformed or damaged files may belong to the selection:\n"
                     f"  {listing}\nFix them (python scripts/check_dataset.py data=kface "
                     f"data.root={self.root} lists every problem), or set data.skip_broken=true "
@@ -262,13 +290,13 @@ class KFaceDataModule(FoldDataModule):
             log.warning(
                 "%s: %d malformed or damaged files left out (data.skip_broken=true), %d images "
                 "kept:\n  %s",
-                index.tree,
+                self.tree,
                 len(broken),
                 len(records),
                 "\n  ".join(str(p) for p in broken),
             )
             if not records:
-                raise KFaceSelectionError(f"{index.tree}: every selected image is damaged")
+                raise KFaceSelectionError(f"{self.tree}: every selected image is damaged")
         self._facts = facts
         self._selected = records
         return records
@@ -280,12 +308,14 @@ class KFaceDataModule(FoldDataModule):
         labels = None
         if self.stratify_key is not None:
             labels = [str(getattr(r, self.stratify_key)) for r in records]
+        ids = [r.path for r in records]
         return SampleTable(
-            ids=[r.path for r in records],
+            ids=ids,
             groups=[str(getattr(r, self.group_key)) for r in records],
             labels=labels,
             files=[(r.path,) for r in records],
             digests=[(self._facts[r.path].digest,) for r in records],
+            parts=self.part_labels(ids),
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -383,35 +413,41 @@ class KFaceDataModule(FoldDataModule):
         Args:
             workers: threads opening the images (default: one per core).
         """
-        index = self.index
+        indexes = self.indexes
+        images = sum(len(index) for index in indexes.values())
         counts: dict[str, dict[str, int] | int] = {
-            "people": len(index.count("person")),
-            "images": len(index),
+            "people": len({p for index in indexes.values() for p in index.count("person")}),
+            "images": images,
         }
         for facet in FACETS:
-            counts[f"images per {facet}"] = index.count(facet)
-        present = int(index.has_box.sum())
-        counts["boxes"] = {"present": present, "missing": len(index) - present}
-        problems = list(index.problems)
-        try:
-            chosen = index.select(**self.filters)
-        except KFaceSelectionError as error:
-            chosen, empty = [], Problem(str(index.tree), str(error))
-        else:
-            empty = None
+            tally = sum((Counter(index.count(facet)) for index in indexes.values()), Counter())
+            counts[f"images per {facet}"] = dict(
+                sorted(tally.items(), key=lambda p: facet_sort_key(p[0]))
+            )
+        present = sum(int(index.has_box.sum()) for index in indexes.values())
+        counts["boxes"] = {"present": present, "missing": images - present}
+        problems = [in_part(prefix, p) for prefix, index in indexes.items() for p in index.problems]
+        chosen: list[KFaceRecord] = []
+        empty = []
+        for prefix, index in indexes.items():
+            try:
+                chosen += self._chosen(prefix, index)
+            except KFaceSelectionError as error:
+                empty.append(Problem(str(index.tree), str(error)))
+        chosen.sort(key=lambda r: r.path)
         facts = self._inspect(chosen, workers) if chosen else {}
         damaged = self._damaged(chosen, facts)
         problems += damaged.values()
         named = {p.file for p in problems}
-        problems += [p for p in tree_problems(index.tree) if p.file not in named]
+        problems += [p for p in tree_problems(self.tree) if p.file not in named]
         problems += audit_content(
             {r.path: [r.path] for r in chosen},
             {r.path: r.person for r in chosen},
             facts,
-            index.tree,
+            self.tree,
         )
-        if empty is not None:
-            problems.append(empty)
+        if empty:
+            problems += empty
         else:
             counts["selected"] = {
                 "images": len(chosen),
@@ -419,4 +455,6 @@ class KFaceDataModule(FoldDataModule):
                 "opened": len(facts),
                 "damaged": len(damaged),
             }
-        return DatasetReport("K-Face", str(index.tree), counts, problems, len(facts))
+            if per_part := self.part_counts(r.path for r in chosen):
+                counts["selected images per part"] = per_part
+        return DatasetReport("K-Face", str(self.tree), counts, problems, len(facts))

@@ -12,7 +12,9 @@ Before any epoch the selection decodes every view (into the image cache, in thre
 it: a file that cannot be read or decoded stops the run, naming it, or with ``skip_broken`` leaves
 its case out, counted and listed; the digests go into the sample table, so the split refuses one
 image in two parts. :meth:`MammoDataModule.check` adds the content audit and the tree's empty
-folders and dangling links.
+folders and dangling links. A root holding the official parts is indexed part by part
+(:func:`~kbaselines.mammo.index.join_parts`); case ids then start with the part folder
+(``1.Training/``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ from kbaselines.mammo.cache import ImageCache
 from kbaselines.mammo.contours import LESION_CLASSES
 from kbaselines.mammo.dataset import PatchDataset, PatchItem, ViewDataset, ViewItem
 from kbaselines.mammo.dicom import VIEWS
-from kbaselines.mammo.index import CLASSES, MammoCase, MammoIndex, build_index, count
+from kbaselines.mammo.index import (
+    CLASSES,
+    MammoCase,
+    MammoIndex,
+    build_index,
+    count,
+    join_parts,
+)
 from kbaselines.mammo.synthetic import ensure_synthetic_mammo
 
 __all__ = ["MammoDataError", "MammoDataModule"]
@@ -64,7 +73,8 @@ class MammoDataModule(FoldDataModule):
     """Mammography cases (mammography.md layout) for the CV layer and the two-stage baseline.
 
     Args:
-        root: the dataset folder (``metadata.csv``, ``images/``, ``contours/``, optional ``masks/``).
+        root: the dataset folder (``metadata.csv``, ``images/``, ``contours/``, optional ``masks/``),
+            or a folder holding the official parts, each such a folder.
         cache_dir: where decoded, resized images are kept (uint16 ``.npy``).
         cache_size: ``[rows, columns]`` of the cached images (every view is resized to it).
         image_size: ``[rows, columns]`` of the stage-2 network input (resized from the cache).
@@ -88,6 +98,8 @@ class MammoDataModule(FoldDataModule):
         skip_broken: leave out cases with problems (a DICOM that cannot be read or decoded, a bad
             metadata row, a bad contour; counted and listed in the log and in
             ``skipped_cases.csv`` of the fold's folder) instead of stopping.
+        parts: the folder names of the official parts (``data.parts``, see
+            :class:`~kbaselines.core.data.datamodule.FoldDataModule`).
     """
 
     def __init__(
@@ -116,6 +128,7 @@ class MammoDataModule(FoldDataModule):
         stratify_key: str | None = "grp",
         domain_key: str | None = None,
         skip_broken: bool = False,
+        parts: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -127,6 +140,7 @@ class MammoDataModule(FoldDataModule):
             seed=seed,
             split=split,
             synthetic=synthetic,
+            parts=parts,
         )
         self.check_keys(KEYS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key)
         self.cache_dir = cache_dir
@@ -151,13 +165,20 @@ class MammoDataModule(FoldDataModule):
     # -- the dataset ------------------------------------------------------------------------------
     @property
     def index(self) -> MammoIndex:
-        """The index of the tree (built once per process)."""
+        """The index of the tree, or of every official part joined (built once per process; the
+        DICOM headers cached per folder)."""
         if self._index is None:
             if self.root is None:
                 raise FileNotFoundError(
                     "data.root is not set: data.root=/path/to/mammography, or data=mammo_synthetic"
                 )
-            self._index = build_index(self.root, self._cache_base() / "dicom_headers.json")
+            indexes = {
+                prefix: build_index(
+                    folder, self._cache_base() / f"dicom_headers{prefix and '.' + prefix[:-1]}.json"
+                )
+                for prefix, folder in self.folders().items()
+            }
+            self._index = join_parts(self.root, indexes)
         return self._index
 
     def _cache_base(self) -> Path:
@@ -268,8 +289,9 @@ class MammoDataModule(FoldDataModule):
         facts = self._screen()
         root = Path(self.index.root)
         files = [tuple(case.views[view] for view in VIEWS) for case in cases]
+        ids = [c.case_id for c in cases]
         return SampleTable(
-            ids=[c.case_id for c in cases],
+            ids=ids,
             groups=[str(KEYS[self.group_key](c)) for c in cases],
             labels=None
             if self.stratify_key is None
@@ -279,6 +301,7 @@ class MammoDataModule(FoldDataModule):
             else [str(KEYS[self.domain_key](c)) for c in cases],
             files=files,
             digests=[tuple(facts[str(root / rel)].digest for rel in row) for row in files],
+            parts=self.part_labels(ids),
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -433,6 +456,8 @@ class MammoDataModule(FoldDataModule):
             "discarded (discard_yn = 1)": len(index.discarded),
             "cases with problems": len(index.bad_cases),
         }
+        if per_part := self.part_counts(c.case_id for c in cases):
+            counts["cases per part"] = per_part
         problems = list(index.problems)
         problems += audit_content(
             {c.case_id: [str(root / rel) for rel in c.views.values()] for c in cases},

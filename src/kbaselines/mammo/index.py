@@ -5,7 +5,8 @@ Every problem (file, record, reason) is collected rather than raised, so that
 Metadata rows are validated against one schema (:class:`MetadataRow`), as the contour files are
 (:class:`~kbaselines.mammo.contours.ContourDocument`). Every file is read again at each build;
 only the DICOM headers are kept between starts, by size and modification time
-(:class:`~kbaselines.mammo.headers.HeaderCache`), so an edit in place is always seen.
+(:class:`~kbaselines.mammo.headers.HeaderCache`), so an edit in place is always seen. A root holding
+the official parts is indexed part by part, and :func:`join_parts` joins the indexes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import csv
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +24,7 @@ from pydantic import AfterValidator
 from tqdm.auto import tqdm
 
 from kbaselines.core.data.dataset_report import Problem
+from kbaselines.core.data.parts import in_part
 from kbaselines.core.data.schema import RecordSchema, validate_record
 from kbaselines.mammo.contours import Lesion, read_contours, read_masks
 from kbaselines.mammo.dicom import VIEWS, DicomHeader, MammoDicomError
@@ -34,6 +37,7 @@ __all__ = [
     "MetadataRow",
     "build_index",
     "case_views",
+    "join_parts",
     "metadata_records",
     "read_metadata",
 ]
@@ -365,6 +369,30 @@ def build_index(root: str | Path, header_cache: str | Path | None = None) -> Mam
             ", ".join(index.discarded[:10]),
         )
     return index
+
+
+def join_parts(root: str | Path, indexes: Mapping[str, MammoIndex]) -> MammoIndex:
+    """The indexes of the folders under ``root``, by prefix (``{"": index}`` for the root itself,
+    or one per official part: ``{"1.Training/": ...}``), as one index of ``root``: case ids, view
+    paths and problems prefixed with the part folder; patients are kept as they are, so that a
+    patient in both parts is one group."""
+    if list(indexes) == [""]:
+        return indexes[""]
+    joined = MammoIndex(root=Path(root), cases=[])
+    for prefix, index in indexes.items():
+        joined.cases += [
+            replace(
+                case,
+                case_id=prefix + case.case_id,
+                views={view: prefix + rel for view, rel in case.views.items()},
+            )
+            for case in index.cases
+        ]
+        joined.problems += [in_part(prefix, p) for p in index.problems]
+        for case, problems in index.bad_cases.items():
+            joined.bad_cases[prefix + case] = [in_part(prefix, p) for p in problems]
+        joined.discarded += [prefix + case for case in index.discarded]
+    return joined
 
 
 def count(cases: list[MammoCase], key) -> dict[str, int]:

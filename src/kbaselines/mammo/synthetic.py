@@ -210,13 +210,13 @@ def _draw_lesion(
     return outline
 
 
-def _case_rows(num_cases: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+def _case_rows(num_cases: int, rng: np.random.Generator, first_case: int) -> list[dict[str, Any]]:
     groups = ("cancer", "benign", "normal")
     rows = []
     for i in range(num_cases):
         grp = groups[i % 3]
         # every fifth patient has two cases, which must stay in one fold
-        patient = FIRST_PATIENT + i - (1 if i % 5 == 4 else 0)
+        patient = FIRST_PATIENT + first_case + i - (1 if i % 5 == 4 else 0)
         side = "left" if rng.random() < 0.5 else "right"
         make, model = DEVICES[int(rng.random() < 0.4)]
         birads = {
@@ -227,7 +227,7 @@ def _case_rows(num_cases: int, rng: np.random.Generator) -> list[dict[str, Any]]
         rows.append(
             {
                 "grp": grp,
-                "case_id": str(FIRST_CASE + i),
+                "case_id": str(FIRST_CASE + first_case + i),
                 "recvid": str(patient),
                 "manufacturer": make,
                 "manufacturerModelName": model,
@@ -290,7 +290,12 @@ def _write_case(
 
 
 def generate_mammo(
-    root: str | Path, num_cases: int = 96, rows: int = 128, columns: int = 104, seed: int = 0
+    root: str | Path,
+    num_cases: int = 96,
+    rows: int = 128,
+    columns: int = 104,
+    seed: int = 0,
+    first_case: int = 0,
 ) -> Path:
     """Write ``num_cases`` cases (cancer, benign, normal in turn) into ``root``, atomically.
 
@@ -299,18 +304,28 @@ def generate_mammo(
         num_cases: cases; every fifth shares its patient with the previous case.
         rows, columns: image size in pixels.
         seed: every case is drawn from ``(seed, case number)``.
+        first_case: the number of the first case (and patient): two trees with other numbers
+            share no patient and no image, as the parts of a delivery split by patient.
     """
-    arguments = {"num_cases": num_cases, "rows": rows, "columns": columns, "seed": seed}
+    arguments = {
+        "num_cases": num_cases,
+        "rows": rows,
+        "columns": columns,
+        "seed": seed,
+        "first_case": first_case,
+    }
     marker = {"generator_version": GENERATOR_VERSION, **arguments}
     return generated.write_generated(
         root, MARKER, marker, lambda folder: _write_tree(folder, **arguments), "mammography"
     )
 
 
-def _write_tree(folder: Path, num_cases: int, rows: int, columns: int, seed: int) -> None:
+def _write_tree(
+    folder: Path, num_cases: int, rows: int, columns: int, seed: int, first_case: int
+) -> None:
     """Draw every case, its contours and ``metadata.csv`` into ``folder``."""
-    cases = _case_rows(num_cases, np.random.default_rng(seed))
-    for i, row in enumerate(tqdm(cases, desc="drawing synthetic mammograms")):
+    cases = _case_rows(num_cases, np.random.default_rng(seed), first_case)
+    for i, row in enumerate(tqdm(cases, desc="drawing synthetic mammograms"), start=first_case):
         contour = _write_case(folder / "images" / row["case_id"], row, i, rows, columns, seed)
         if row["grp"] != "normal":
             (folder / "contours").mkdir(exist_ok=True)

@@ -19,6 +19,12 @@ image's, and a labelled keypoint outside the decoded image are problems that sto
 training, or with ``skip_broken`` leave the records out, counted and listed. The facts of the
 images (size, modification time, digest) are cached in ``cache_dir`` by size and modification
 time; the JSON files are not cached, so an edit is always read.
+
+A root holding the official parts is read part by part, each part's 2D and 3D files and cameras
+as a whole dataset; the people's sample ids and the image paths then start with the part folder
+(``1.Training/``), and :attr:`PoseDataModule.image_root` is the root. The ``img_no`` of every image
+must stay unique across the parts (the evaluation matches predictions to images by it): two parts
+numbering their images alike are reported, naming both records.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -75,8 +81,8 @@ class PoseDataModule(FoldDataModule):
     """Pose dataset (pose.md) read from ``root``, split by the CV layer.
 
     Args:
-        root: the dataset folder.
-        image_dir: the folder (under ``root``) that ``img_path`` is relative to.
+        root: the dataset folder, or a folder holding the official parts, each a dataset folder.
+        image_dir: the folder (under ``root``, or under each part) that ``img_path`` is relative to.
         annotations_2d: glob (under ``root``) of the 2D JSON files.
         annotations_3d: glob of the 3D JSON files (none found: no 3D evaluation).
         cameras: calibration file under ``root`` (absent: no 3D evaluation).
@@ -110,6 +116,8 @@ class PoseDataModule(FoldDataModule):
         detection_min_score: detections scoring below it are left out (counted).
         cache_dir: where the facts of the opened images are kept between runs (an image whose
             size and modification time are unchanged is not read again); None: no cache.
+        parts: the folder names of the official parts (``data.parts``, see
+            :class:`~kbaselines.core.data.datamodule.FoldDataModule`).
     """
 
     def __init__(
@@ -143,6 +151,7 @@ class PoseDataModule(FoldDataModule):
         detection_category: int = 1,
         detection_min_score: float = 0.0,
         cache_dir: str | None = None,
+        parts: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -154,6 +163,7 @@ class PoseDataModule(FoldDataModule):
             seed=seed,
             split=split,
             synthetic=synthetic,
+            parts=parts,
         )
         self.check_keys(
             FACETS, group_key=group_key, stratify_key=stratify_key, domain_key=domain_key
@@ -216,16 +226,18 @@ class PoseDataModule(FoldDataModule):
         if self._samples is not None:
             return self._samples
         folder = self.folder
-        files = sorted(folder.glob(self.annotations_2d))
-        if not files:
-            raise FileNotFoundError(
-                f"{folder}: no 2D annotation file matches data.annotations_2d={self.annotations_2d!r}"
-            )
         samples: dict[str, Sample] = {}
         problems: list[Problem] = []
-        for file in files:
-            problems += self._read_2d(file, samples)
-        problems += self._read_3d()
+        for prefix, part in self.folders().items():
+            files = sorted(part.glob(self.annotations_2d))
+            if not files:
+                raise FileNotFoundError(
+                    f"{part}: no 2D annotation file matches "
+                    f"data.annotations_2d={self.annotations_2d!r}"
+                )
+            for file in files:
+                problems += self._read_2d(file, samples, prefix)
+            problems += self._read_3d(part)
         problems += self._inspect_images(samples, workers)
         if self.clipped_boxes:
             log.info(
@@ -245,13 +257,21 @@ class PoseDataModule(FoldDataModule):
     def _image_file(self, image: PoseImage) -> str:
         return str(self.image_root / image.path)
 
-    def _read_2d(self, file: Path, samples: dict[str, Sample]) -> list[Problem]:
-        """Add one 2D file's people to ``samples``; its problems."""
+    def _read_2d(self, file: Path, samples: dict[str, Sample], prefix: str) -> list[Problem]:
+        """Add one 2D file's people to ``samples`` (their ids, and their images' paths under
+        :attr:`image_root`, prefixed with the part's ``prefix``); its problems."""
         try:
             content = read_2d(file)
         except PoseFormatError as error:
             self._left_out["annotation files"] += 1
             return error.problems
+        if prefix:
+            content.images = {
+                img_no: replace(
+                    image, path=(PurePosixPath(prefix) / self.image_dir / image.path).as_posix()
+                )
+                for img_no, image in content.images.items()
+            }
         problems = content.problems
         self._left_out["annotated people"] += content.annotations - len(content.people)
         self.clipped_boxes += content.clipped_boxes
@@ -273,14 +293,18 @@ class PoseDataModule(FoldDataModule):
             if self._images[person.img_no] is not content.images[person.img_no]:
                 self._left_out["annotated people"] += 1  # on an img_no of another file (above)
                 continue
-            samples[person.id] = (person, content.images[person.img_no])
-            self._person_records[person.id] = (str(file), content.person_records[person.id])
+            samples[prefix + person.id] = (person, content.images[person.img_no])
+            self._person_records[prefix + person.id] = (
+                str(file),
+                content.person_records[person.id],
+            )
         return problems
 
-    def _read_3d(self) -> list[Problem]:
-        """Read the 3D files and ``cameras.json`` (both optional); their problems."""
+    def _read_3d(self, folder: Path) -> list[Problem]:
+        """Read the 3D files and ``cameras.json`` (both optional) of a dataset folder (the root,
+        or a part: the parts' poses and cameras are joined); their problems."""
         problems: list[Problem] = []
-        for file in sorted(self.folder.glob(self.annotations_3d)) if self.annotations_3d else []:
+        for file in sorted(folder.glob(self.annotations_3d)) if self.annotations_3d else []:
             try:
                 poses, bad = read_3d(file)
             except PoseFormatError as error:
@@ -288,10 +312,10 @@ class PoseDataModule(FoldDataModule):
                 continue
             self.poses_3d.update(poses)
             problems += bad
-        calibration = self.folder / self.cameras_file
+        calibration = folder / self.cameras_file
         if calibration.is_file():
             try:
-                self.cameras = read_cameras(calibration)
+                self.cameras.update(read_cameras(calibration))
             except PoseFormatError as error:
                 problems += error.problems
         return problems
@@ -391,8 +415,9 @@ class PoseDataModule(FoldDataModule):
         samples = self.samples()
         images = [image for _, image in samples.values()]
         paths = [self._image_file(i) for i in images]
+        ids = list(samples)
         return SampleTable(
-            ids=list(samples),
+            ids=ids,
             groups=[self.facet(i, self.group_key) for i in images],
             labels=None
             if self.stratify_key is None
@@ -402,6 +427,7 @@ class PoseDataModule(FoldDataModule):
             else [self.facet(i, self.domain_key) for i in images],
             files=[(self._name(p),) for p in paths],
             digests=[(self._facts[p].digest,) for p in paths],
+            parts=self.part_labels(ids),
         )
 
     # -- the fold's datasets ----------------------------------------------------------------------
@@ -418,8 +444,9 @@ class PoseDataModule(FoldDataModule):
 
     @property
     def image_root(self) -> Path:
-        """The folder the images' ``img_path`` is relative to."""
-        return self.folder / self.image_dir
+        """The folder the images' paths are relative to: ``root/<image_dir>``, or the root when
+        it holds the official parts (the paths then start with ``<part>/<image_dir>/``)."""
+        return self.folder if self.official_parts() else self.folder / self.image_dir
 
     def setup(self, stage: str | None = None) -> None:
         """Build the fold's datasets from ``split`` (once)."""
@@ -554,6 +581,8 @@ class PoseDataModule(FoldDataModule):
                 "calibrated cameras": len(self.cameras),
             },
         }
+        if per_part := self.part_counts(samples):
+            counts["people per part"] = per_part
         if self.detections_file is not None:
             try:
                 found = read_detections(

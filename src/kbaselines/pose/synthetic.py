@@ -337,6 +337,7 @@ def generate_pose(
     focal: float = 250.0,
     second_person: float = 0.25,
     seed: int = 0,
+    first_recording: int = 0,
 ) -> Path:
     """Write a synthetic pose dataset at ``root`` (replacing what is there); return ``root``.
 
@@ -349,6 +350,9 @@ def generate_pose(
         focal: focal length in pixels (a 1.75 m person 4 m away is about 110 px tall at 250).
         second_person: share of recordings with a second actor.
         seed: seed of everything drawn.
+        first_recording: the number of the first recording: its folder names and ``img_no`` go on
+            from there, so that two datasets with other numbers share no recording and no
+            ``img_no`` (as the parts of a delivery).
     """
     arguments = {k: v for k, v in locals().items() if k != "root"}
     marker = {"generator_version": GENERATOR_VERSION, **arguments}
@@ -367,14 +371,16 @@ def _write_dataset(
     focal: float,
     second_person: float,
     seed: int,
+    first_recording: int,
 ) -> None:
     """Draw every image, annotation file and the calibration into ``tmp``."""
     rng = np.random.default_rng(seed)
     cameras = make_cameras(num_cameras, width, height, focal, rng)
     (tmp / "annotations").mkdir()
-    img_no = 0
+    img_no = first_recording * frames_per_recording * (num_cameras + 1)  # as if generated before
     boxes: dict[int, list[list[int]]] = {}
-    for rec in tqdm(range(num_recordings), desc="synthetic pose recordings", leave=False):
+    recordings = range(first_recording, first_recording + num_recordings)
+    for rec in tqdm(recordings, desc="synthetic pose recordings", leave=False):
         action = ACTIONS[rec % len(ACTIONS)]
         name = f"{rec % len(ACTIONS) + 1}-{rec + 1}"
         folder = f"studio_S1/20260101/{name}"

@@ -4,7 +4,9 @@ The CV layer reads :meth:`XrayDataModule.sample_table` once (ids: image paths; g
 physical item, so that the hundreds of near-duplicate scans of one item stay in one fold; labels:
 each scan's main category for stratification; domains: the scanner, for the cross-scanner
 ``leave_one_group_out`` scheme) and gives each fold as ``split``. Category ids come from the whole
-dataset (sorted names -> 1..C), so every fold and every run of the same data share them.
+dataset (sorted names -> 1..C), so every fold and every run of the same data share them. A root
+holding the official parts is read part by part (:func:`~kbaselines.xray.reader.join_parts`); the
+image paths, the sample ids, then start with the part folder (``1.Training/``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kbaselines.xray.reader import (
     XrayAnnotations,
     XrayFormatError,
     XrayImage,
+    join_parts,
     read_annotations,
 )
 from kbaselines.xray.synthetic import ensure_synthetic_xray
@@ -70,9 +73,11 @@ class XrayDataModule(FoldDataModule):
     """X-ray scans with boxes, split by the CV layer.
 
     Args:
-        root: the dataset root (``<scanner>/<category>/<scenario>/<image>.png``).
+        root: the dataset root (``<scanner>/<category>/<scenario>/<image>.png``), or a folder
+            holding the official parts, each such a root.
         annotation_format: ``coco`` (JSON, polygons or boxes) or ``voc`` (one XML per image).
-        annotation_files: annotation files relative to the root; None: every ``*.json``/``*.xml``.
+        annotation_files: annotation files relative to the root (to each part's, for a root with
+            parts); None: every ``*.json``/``*.xml``.
         category_map: annotation name -> unified name (``{"USB Metal": "USB"}``).
         categories: the allowed unified names (an unmapped other name is an error); None: the
             names the annotations use.
@@ -97,6 +102,8 @@ class XrayDataModule(FoldDataModule):
             so that a second run only stats unchanged files; None: open every image every run.
         skip_broken: leave out the images that cannot be used (unreadable, missing, a size or a
             box that does not fit), counted and listed in a warning, instead of stopping.
+        parts: the folder names of the official parts (``data.parts``, see
+            :class:`~kbaselines.core.data.datamodule.FoldDataModule`).
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class XrayDataModule(FoldDataModule):
         domain_key: str | None = "scanner",
         cache_dir: str | None = None,
         skip_broken: bool = False,
+        parts: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -133,6 +141,7 @@ class XrayDataModule(FoldDataModule):
             seed=seed,
             split=split,
             synthetic=synthetic,
+            parts=parts,
         )
         for name, value, allowed in (
             ("group_key", group_key, GROUP_KEYS),
@@ -172,15 +181,19 @@ class XrayDataModule(FoldDataModule):
         if self._annotations is None:
             if self.root is None:
                 raise FileNotFoundError("set data.root to the X-ray dataset folder")
-            self._annotations = read_annotations(
-                self.root,
-                self.annotation_format,
-                self.annotation_files,
-                self.category_map,
-                self.allowed_categories,
-                cache_file=facts_cache_file(self.cache_dir, self.root, "xray"),
-                workers=workers,
-            )
+            found = {
+                prefix: read_annotations(
+                    folder,
+                    self.annotation_format,
+                    self.annotation_files,
+                    self.category_map,
+                    self.allowed_categories,
+                    cache_file=facts_cache_file(self.cache_dir, folder, "xray"),
+                    workers=workers,
+                )
+                for prefix, folder in self.folders().items()
+            }
+            self._annotations = join_parts(self.root, found)
         return self._annotations
 
     def images(self) -> list[XrayImage]:
@@ -240,13 +253,15 @@ class XrayDataModule(FoldDataModule):
         if self.domain_key is not None:
             domains = [str(getattr(i.name, self.domain_key)) for i in images]
         facts = self.annotations.facts
+        ids = [i.path for i in images]
         return SampleTable(
-            ids=[i.path for i in images],
+            ids=ids,
             groups=[self._group(i) for i in images],
             labels=labels,
             domains=domains,
             files=[(i.path,) for i in images],
             digests=[(facts[self.annotations.file(i.path)].digest,) for i in images],
+            parts=self.part_labels(ids),
         )
 
     # -- categories -------------------------------------------------------------------------------
@@ -325,6 +340,8 @@ class XrayDataModule(FoldDataModule):
         counts["images without objects"] = sum(1 for i in images if not i.objects)
         counts["images without a sample key"] = found.without_sample_key
         counts["physical samples"] = len({i.group for i in images if i.name.sample_key})
+        if per_part := self.part_counts(i.path for i in images):
+            counts["images per part"] = per_part
         counts["boxes clipped"] = len(found.clipped)
         counts["boxes dropped (zero area)"] = len(found.dropped)
         problems = found.every_problem

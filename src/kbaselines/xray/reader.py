@@ -19,6 +19,9 @@ annotation of an image the file does not have) and always stop the run.
 
 The annotation files themselves are read again on every run (nothing of them is cached), so an
 edit is always seen; only the image facts are cached.
+
+A root holding the dataset's official parts is read part by part, each part as a whole root, and
+:func:`join_parts` joins them, every path prefixed with its part folder (``1.Training/``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -35,6 +38,7 @@ from tqdm.auto import tqdm
 
 from kbaselines.core.data.dataset_report import Problem
 from kbaselines.core.data.integrity import FileFacts, inspect_files
+from kbaselines.core.data.parts import in_part
 from kbaselines.core.data.schema import (
     RecordSchema,
     require_list,
@@ -55,6 +59,7 @@ __all__ = [
     "XrayFormatError",
     "XrayImage",
     "XrayObject",
+    "join_parts",
     "read_annotations",
 ]
 
@@ -646,3 +651,26 @@ def read_annotations(
         )
     )
     return builder.result
+
+
+def join_parts(root: str | Path, found: Mapping[str, XrayAnnotations]) -> XrayAnnotations:
+    """What :func:`read_annotations` found in each folder under ``root``, by prefix (``{"": ...}``
+    for the root itself, or one per official part: ``{"1.Training/": ...}``), as one: every path,
+    file and problem named from ``root`` (the prefix added), the images sorted by path. The
+    scanner, scenario and item numbers stay the ones each part's path gave."""
+    if list(found) == [""]:
+        return found[""]
+    joined = XrayAnnotations(root=Path(root))
+    for prefix, part in found.items():
+        joined.images += [
+            replace(i, path=prefix + i.path, source=prefix + i.source) for i in part.images
+        ]
+        joined.problems += [in_part(prefix, p) for p in part.problems]
+        for label, problems in part.broken.items():
+            joined.broken[prefix + label] = [in_part(prefix, p) for p in problems]
+        joined.clipped += [prefix + where for where in part.clipped]
+        joined.dropped += [prefix + where for where in part.dropped]
+        joined.facts.update(part.facts)
+        joined.annotation_files += part.annotation_files
+    joined.images.sort(key=lambda image: image.path)
+    return joined

@@ -272,9 +272,15 @@ def _arguments(
     image_size: int = 256,
     scanners: Sequence[str] = SCANNERS,
     seed: int = 0,
+    first_sample: int = 1,
 ) -> dict[str, Any]:
     if not 1 <= num_categories <= len(CATALOG):
         raise ValueError(f"num_categories must be in 1..{len(CATALOG)}, got {num_categories}")
+    if not 1 <= first_sample <= 999 - samples_per_category + 1:
+        raise ValueError(
+            f"first_sample={first_sample}: sample numbers have 3 digits; choose 1 to "
+            f"{1000 - samples_per_category}"
+        )
     unknown = sorted(set(scanners) - set(PALETTES))
     if unknown:
         raise ValueError(f"unknown scanners {unknown}; choose from {', '.join(PALETTES)}")
@@ -285,6 +291,7 @@ def _arguments(
         "image_size": int(image_size),
         "scanners": list(scanners),
         "seed": int(seed),
+        "first_sample": int(first_sample),
     }
 
 
@@ -306,7 +313,8 @@ def _write_tree(folder: Path, arguments: dict[str, Any], root: Path) -> None:
     total = len(catalog) * arguments["samples_per_category"] * arguments["images_per_sample"]
     with tqdm(total=total, desc=f"Generating {root}", unit=" scans", mininterval=1.0) as bar:
         for k, category in enumerate(catalog):
-            for sample in range(1, arguments["samples_per_category"] + 1):
+            first = arguments["first_sample"]
+            for sample in range(first, first + arguments["samples_per_category"]):
                 shape_rng = np.random.default_rng([seed, k, sample])
                 aspect, factor = shape_rng.uniform(0.7, 1.3), shape_rng.uniform(0.85, 1.15)
                 hs = category.hs_code if sample % 2 else category.hs_code.replace(".", "")
@@ -374,7 +382,9 @@ def generate_xray(root: str | Path, **arguments: Any) -> Path:
 
     Args (see :func:`_arguments`): ``num_categories`` (the first of :data:`CATALOG`),
     ``samples_per_category`` physical items each, ``images_per_sample`` scans of each item spread
-    over the scanners and scenarios, ``image_size`` (square PNGs), ``scanners``, ``seed``.
+    over the scanners and scenarios, ``image_size`` (square PNGs), ``scanners``, ``seed``,
+    ``first_sample`` (the items are numbered from it: two trees with other numbers share no item,
+    as the parts of a delivery split by item).
     """
     root = Path(root)
     arguments = _arguments(**arguments)

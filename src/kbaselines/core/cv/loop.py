@@ -30,6 +30,7 @@ from kbaselines.core.cluster.resume import resume_checkpoint
 from kbaselines.core.cv.run_folder import freeze_config
 from kbaselines.core.cv.settings import CVSettings
 from kbaselines.core.cv.splits import (
+    OFFICIAL,
     Fold,
     Splits,
     check_no_leakage,
@@ -41,6 +42,7 @@ from kbaselines.core.cv.summary import FOLD_PREFIX, IncompleteRunError, summariz
 from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.core.io import write_json_atomic, write_text_atomic
 from kbaselines.core.plots import plot_roc
+from kbaselines.core.pretrained import check_published_weights
 from kbaselines.core.task import BaseTask
 
 __all__ = ["evaluate", "run_cross_validation", "run_fold", "write_predictions"]
@@ -51,10 +53,13 @@ log = logging.getLogger(__name__)
 def run_cross_validation(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate every fold this process owns; return the summary, or the fold metrics."""
     check_training_limits(cfg.trainer)
+    check_published_weights(cfg)  # a missing weights file stops the run before data is read
     datamodule = build_datamodule(cfg.data)  # refuses bad data settings before anything is frozen
     run_dir = Path(cfg.paths.output_dir)
     freeze_config(run_dir, cfg, force=cfg.get("force", False))
     datamodule.prepare_data()
+    if cfg.cv.scheme == OFFICIAL:
+        datamodule.require_official_parts()  # before the samples are read and decoded
     table = datamodule.sample_table()
     splits = _load_or_make_splits(run_dir / "splits.json", table, OmegaConf.to_object(cfg.cv))
     check_no_leakage(splits, table)

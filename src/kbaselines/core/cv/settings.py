@@ -20,8 +20,10 @@ class CVSettings:
 
     Args:
         scheme: ``kfold``, ``repeated_holdout`` (the pose guideline's), ``leave_one_group_out``
-            (one domain held out per fold) or ``holdout`` (one train/test cut).
-        num_folds: folds, repetitions, or None (``leave_one_group_out``: one per domain).
+            (one domain held out per fold), ``holdout`` (one train/test cut) or ``official`` (the
+            dataset's own split: train on its Training part, test on its Validation part).
+        num_folds: folds, repetitions, or None (``leave_one_group_out``: one per domain;
+            ``holdout``: 1); ``official`` makes one fold whatever it says.
         fold: None runs every fold in this process; an integer runs that fold only (one job per
             fold on a cluster).
         seed: seed of the splits.

@@ -2,15 +2,23 @@
 
 The splits depend only on the table and the settings, so every node and every DDP rank computes
 the same ones; they are written to ``splits.json`` and checked for leakage before training.
+
+The ``official`` scheme is the dataset's own split: it trains on the delivery's Training part and
+tests on its Validation part (the table's ``parts``). Those parts were not cut by group, so a
+person, an item, a recording or a patient may be in both: the leakage check reports those groups
+(and byte-identical files in both parts) instead of refusing them, and ``splits.json`` keeps the
+count (``official_overlap``) for the run summary; every other sharing is still refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
@@ -19,6 +27,7 @@ from kbaselines.core.data.samples import SampleTable
 from kbaselines.core.io import write_json_atomic
 
 __all__ = [
+    "OFFICIAL",
     "SCHEMES",
     "Fold",
     "LeakageError",
@@ -27,11 +36,19 @@ __all__ = [
     "fold_indices",
     "load_splits",
     "make_splits",
+    "official_overlap",
 ]
 
-SCHEMES = ("kfold", "repeated_holdout", "leave_one_group_out", "holdout")
+log = logging.getLogger(__name__)
+
+#: The scheme of the dataset's own split: its Training part against its Validation part.
+OFFICIAL = "official"
+SCHEMES = ("kfold", "repeated_holdout", "leave_one_group_out", "holdout", OFFICIAL)
 # schemes whose test parts cover every sample exactly once
 COVERING_SCHEMES = ("kfold", "leave_one_group_out")
+# the fold parts whose groups and files the official scheme may share (reported, not refused)
+_OFFICIAL_SHARED = ({"train", "test"}, {"val", "test"})
+_EXAMPLES = 5
 
 
 class LeakageError(RuntimeError):
@@ -61,13 +78,15 @@ class Fold:
 
 @dataclass(frozen=True)
 class Splits:
-    """Every fold of a run, plus the optional held-out test part shared by all folds."""
+    """Every fold of a run, plus the optional held-out test part shared by all folds; for the
+    ``official`` scheme, :func:`official_overlap` of its fold (else None)."""
 
     scheme: str
     num_folds: int
     seed: int
     folds: list[Fold]
     heldout: list[str] = field(default_factory=list)
+    official_overlap: dict[str, Any] | None = None
 
     def to_json(self, path: Path) -> None:
         """Write ``splits.json`` atomically."""
@@ -157,12 +176,17 @@ def make_splits(
             k-th domain and trains on the others. Samples of other domains whose group also
             appears in the tested domain are left out of that fold's training, so no group leaks.
         ``holdout``: one fold testing ``test_size`` of the groups (unsupervised tasks, quick tries).
+        ``official``: one fold testing the table's ``test`` part (the delivery's Validation part)
+            and training on its ``train`` part, all of it, groups also in the test part included
+            (they are counted in ``official_overlap``); the validation cut comes from the
+            training part.
 
     Args:
         table: the samples, sorted by id.
         scheme: one of :data:`SCHEMES`.
         num_folds: k, the repetitions, or ``None`` (``leave_one_group_out``: the number of
-            domains; ``holdout``: 1).
+            domains; ``holdout``: 1); not used by ``official``, whose parts make one fold (an
+            experiment's k-fold ``cv.num_folds`` need not be changed to try it).
         seed: fixes the assignment of groups to parts.
         val_fraction: share of each fold's training groups kept for validation.
         test_fraction: share of all groups held out from every fold and scored by every fold's model.
@@ -174,6 +198,13 @@ def make_splits(
     """
     if scheme not in SCHEMES:
         raise ValueError(f"cv.scheme={scheme!r} is not available; choose one of {list(SCHEMES)}")
+    if scheme == "holdout" and num_folds not in (None, 1):
+        raise ValueError(f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}")
+    if scheme == OFFICIAL and test_fraction:
+        raise ValueError(
+            f"cv.scheme=official tests on the dataset's Validation part: set cv.test_fraction=0, "
+            f"not {test_fraction}"
+        )
     ids = np.asarray(table.ids)
     groups = np.asarray(table.groups)
     labels = None if table.labels is None else np.asarray(table.labels)
@@ -188,15 +219,14 @@ def make_splits(
         )
     elif scheme == "leave_one_group_out":
         tests = _domain_tests(pool, table.domains, num_folds)
+    elif scheme == OFFICIAL:
+        tests = _official_tests(pool, table.parts)
     else:
-        if num_folds not in (None, 1):
-            raise ValueError(
-                f"cv.scheme=holdout makes one fold; set cv.num_folds=1, not {num_folds}"
-            )
         tests = [(pool, _take_fraction(pool, groups, labels, test_size, seed, "cv.test_size")[1])]
     folds = []
     for index, (candidates, test) in enumerate(tests):
-        tested_groups = set(groups[test])
+        # the official split keeps the whole training part: its shared groups are reported
+        tested_groups = set() if scheme == OFFICIAL else set(groups[test])
         train = np.array(
             [p for p in np.setdiff1d(candidates, test) if groups[p] not in tested_groups]
         )
@@ -204,7 +234,8 @@ def make_splits(
             train.astype(int), groups, labels, val_fraction, seed + 1 + index, "cv.val_fraction"
         )
         folds.append(Fold(index, _sorted(ids[train]), _sorted(ids[val]), _sorted(ids[test])))
-    return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]))
+    overlap = official_overlap(folds[0], table) if scheme == OFFICIAL else None
+    return Splits(scheme, len(folds), seed, folds, _sorted(ids[heldout]), overlap)
 
 
 Tests = list[tuple[np.ndarray, np.ndarray]]
@@ -261,13 +292,38 @@ def _domain_tests(pool: np.ndarray, domains: list[str] | None, k: int | None) ->
     return [(pool, pool[domain[pool] == value]) for value in values]
 
 
+def _official_tests(pool: np.ndarray, parts: list[str] | None) -> Tests:
+    if parts is None:
+        raise ValueError(
+            "cv.scheme=official needs the dataset's official parts: data.root must hold its "
+            "Training and Validation folders (data.parts names them), each the dataset's tree; "
+            "unpack the delivery with python scripts/unpack.py, or use cv=kfold"
+        )
+    part = np.asarray(parts)[pool]
+    for name in ("train", "test"):
+        if not (part == name).any():
+            raise ValueError(
+                f"cv.scheme=official: the {name} part has no usable sample; check that its folder "
+                "holds the dataset (python scripts/check_dataset.py data=<dataset> "
+                "data.root=<root>)"
+            )
+    return [(pool[part == "train"], pool[part == "test"])]
+
+
 def _sorted(values: np.ndarray) -> list[str]:
     return sorted(str(v) for v in values)
 
 
-def check_no_leakage(splits: Splits, table: SampleTable) -> None:
+def check_no_leakage(splits: Splits, table: SampleTable) -> dict[str, Any] | None:
     """Fail loudly when a group is shared between parts, a sample is lost or doubled, or (when the
     table has content digests) one image sits in two parts under two paths or two groups.
+
+    The ``official`` scheme's training and test parts are the dataset's own, not cut by group:
+    groups and byte-identical files found in both are reported (a warning, and the returned
+    :func:`official_overlap`), not refused; sharing between its train and val parts still is.
+
+    Returns:
+        The official split's overlap, or None for the other schemes.
 
     Raises:
         LeakageError: naming the fold, the parts and a few of the shared groups, or both paths
@@ -280,6 +336,7 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
     if unknown:
         raise LeakageError(f"splits name {len(unknown)} unknown samples, e.g. {unknown[:3]}")
     heldout_groups = {group_of[i] for i in splits.heldout}
+    allowed = _OFFICIAL_SHARED if splits.scheme == OFFICIAL else ()
     tested: list[str] = []
     for fold in splits.folds:
         parts = {"train": fold.train, "val": fold.val, "test": fold.test, "heldout": splits.heldout}
@@ -288,12 +345,18 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
         for a, name_a in enumerate(names):
             for name_b in names[a + 1 :]:
                 shared = part_groups[name_a] & part_groups[name_b]
-                if shared:
+                if shared and {name_a, name_b} not in allowed:
                     raise LeakageError(
                         f"fold {fold.index}: {len(shared)} groups in both {name_a} and {name_b}, "
                         f"e.g. {sorted(shared)[:5]}"
                     )
-        _check_shared_content(fold.index, parts, table)
+        for (part_a, file_a), (part_b, file_b) in _shared_content(parts, table):
+            if {part_a, part_b} not in allowed:
+                raise LeakageError(
+                    f"fold {fold.index}: {file_a} ({part_a}) and {file_b} ({part_b}) are the same "
+                    "image (byte-identical: a linked or copied file under two groups); "
+                    "remove one copy (python scripts/check_dataset.py lists them all)"
+                )
         tested.extend(fold.test)
     expected = sorted(set(table.ids) - set(splits.heldout))
     if splits.scheme in COVERING_SCHEMES and sorted(tested) != expected:
@@ -303,14 +366,60 @@ def check_no_leakage(splits: Splits, table: SampleTable) -> None:
         )
     if heldout_groups & {group_of[i] for i in tested}:
         raise LeakageError("a held-out test group also appears in a cross-validation fold")
+    if splits.scheme != OFFICIAL:
+        return None
+    overlap = official_overlap(splits.folds[0], table)
+    if overlap["groups"]:
+        log.warning(
+            "The official split is not a group split: %d groups have samples in both the Training "
+            "and the Validation part (%d of %d test samples), e.g. %s; counted in splits.json and "
+            "cv_summary.json (official_overlap)",
+            overlap["groups"],
+            overlap["test_samples"],
+            len(splits.folds[0].test),
+            ", ".join(overlap["examples"]),
+        )
+    if overlap["identical_files"]:
+        first, again = overlap["identical_examples"][0]
+        log.warning(
+            "%d files of the Validation part are byte-identical to a file of the Training part, "
+            "e.g. %s and %s; counted in splits.json and cv_summary.json (official_overlap)",
+            overlap["identical_files"],
+            again,
+            first,
+        )
+    return overlap
 
 
-def _check_shared_content(fold: int, parts: dict[str, list[str]], table: SampleTable) -> None:
-    """Refuse a fold whose parts hold byte-identical files (a linked folder, a copied image)."""
+def official_overlap(fold: Fold, table: SampleTable) -> dict[str, Any]:
+    """How far the official split is from a group split: the groups with samples in both the
+    training part (``train`` and ``val``) and the test part, how many test samples they hold, and
+    the test part's files byte-identical to a training part's file (a few of each named)."""
+    group_of = dict(zip(table.ids, table.groups, strict=True))
+    training = {group_of[i] for i in fold.train + fold.val}
+    shared = sorted(training & {group_of[i] for i in fold.test})
+    identical = _shared_content({"train": fold.train + fold.val, "test": fold.test}, table)
+    return {
+        "groups": len(shared),
+        "examples": shared[:_EXAMPLES],
+        "test_samples": sum(group_of[i] in training for i in fold.test),
+        "identical_files": len(identical),
+        "identical_examples": [[a[1], b[1]] for a, b in identical[:_EXAMPLES]],
+    }
+
+
+Place = tuple[str, str]
+"""A file in a fold: (the part, the file)."""
+
+
+def _shared_content(parts: dict[str, list[str]], table: SampleTable) -> list[tuple[Place, Place]]:
+    """Every file of a later part byte-identical to a file first seen in another part (a linked
+    folder, a copied image), as (where it was first seen, where it is again)."""
     if table.digests is None or table.files is None:
-        return
+        return []
     row = {sample: position for position, sample in enumerate(table.ids)}
-    first_seen: dict[str, tuple[str, str]] = {}
+    first_seen: dict[str, Place] = {}
+    shared = []
     for part, ids in parts.items():
         for sample in ids:
             position = row[sample]
@@ -319,11 +428,8 @@ def _check_shared_content(fold: int, parts: dict[str, list[str]], table: SampleT
                     continue
                 seen = first_seen.setdefault(digest, (part, file))
                 if seen[0] != part:
-                    raise LeakageError(
-                        f"fold {fold}: {seen[1]} ({seen[0]}) and {file} ({part}) are the same "
-                        "image (byte-identical: a linked or copied file under two groups); "
-                        "remove one copy (python scripts/check_dataset.py lists them all)"
-                    )
+                    shared.append((seen, (part, file)))
+    return shared
 
 
 def fold_indices(splits: Splits, fold: int | None) -> Sequence[int]:

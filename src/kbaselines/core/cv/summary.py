@@ -1,7 +1,8 @@
 """Aggregate the folds of a run: per-fold values, mean, std (ddof 1), Student-t 95% interval.
 
-Reads only what the folds wrote (``fold_<k>/metrics.json`` and ``fold_<k>/predictions_test.csv``),
-so the same summary comes out of an in-process fold loop and of folds run as separate jobs.
+Reads only what the folds wrote (``fold_<k>/metrics.json`` and ``fold_<k>/predictions_test.csv``)
+and ``splits.json`` (the scheme, and the official split's overlap of the parts), so the same summary
+comes out of an in-process fold loop and of folds run as separate jobs.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def summarize_run(run_dir: Path, plot: bool = True) -> dict[str, Any]:
         },
         "pooled": {},
     }
+    if splits.get("official_overlap") is not None:
+        summary["official_overlap"] = splits["official_overlap"]
     curves = {}
     for k in range(num_folds):
         path = run_dir / f"{FOLD_PREFIX}{k}" / "predictions_test.csv"
@@ -142,4 +145,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if summary["pooled"]:
         lines += ["", "Pooled over the out-of-fold predictions:", ""]
         lines += [f"- {name}: {value:.4f}" for name, value in summary["pooled"].items()]
+    overlap = summary.get("official_overlap")
+    if overlap is not None:
+        examples = f" (e.g. {', '.join(overlap['examples'])})" if overlap["examples"] else ""
+        lines += [
+            "",
+            "Official split (tested on the dataset's Validation part): "
+            f"{overlap['groups']} groups{examples} have samples in both the Training and the "
+            f"Validation part ({overlap['test_samples']} test samples); "
+            f"{overlap['identical_files']} test files are byte-identical to training files.",
+        ]
     return "\n".join(lines) + "\n"

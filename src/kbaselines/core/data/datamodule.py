@@ -9,6 +9,13 @@ What the CV layer and the tasks may use of a DataModule is declared here, and no
   names...), one typed :class:`DataInfo` handed to the task by ``core.builders.build_task``;
 - :meth:`FoldDataModule.check`: the dataset report of ``scripts/check_dataset.py``.
 
+A root may hold the dataset as delivered, in its official parts (``1.Training/``,
+``2.Validation/``, each the spec's tree; the names are ``data.parts``). Every dataset then reads
+each folder of :meth:`FoldDataModule.folders` with its own reader, as a whole tree, and joins what
+it read: sample ids, files and problems get the part folder as prefix (``1.Training/<id>``), and
+:meth:`FoldDataModule.part_labels` gives each sample's part to the sample table, which
+``cv.scheme=official`` splits on. A root without parts is read as before, ids unprefixed.
+
 A dataset's DataModule reads its format, builds ``self.datasets`` (``"train"``, ``"val"``,
 ``"test"``) from the fold's ``split`` in ``setup()``, and inherits the loaders: the global batch is
 divided between the processes, shuffling and workers are seeded, an empty validation part gives
@@ -17,8 +24,10 @@ no validation, and training without the CV layer's split is refused with a messa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytorch_lightning as pl
@@ -27,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kbaselines.core.data.dataset_report import DatasetReport
 from kbaselines.core.data.loaders import per_process_batch, worker_init_fn
+from kbaselines.core.data.parts import DEFAULT_PART_NAMES, check_part_names, find_parts
 from kbaselines.core.data.samples import SampleTable
 
 __all__ = ["SPLIT_PARTS", "DataInfo", "FoldDataModule"]
@@ -73,6 +83,9 @@ class FoldDataModule(pl.LightningDataModule):
             test sample (eval.py).
         synthetic: arguments of the dataset's generator; when set, ``prepare_data()`` generates
             the dataset at ``root`` (once).
+        parts: the folder names of the official parts, ``{"train": [...], "test": [...]}``
+            (compared ignoring case, a leading number and separators; ``data.parts``); None:
+            :data:`~kbaselines.core.data.parts.DEFAULT_PART_NAMES`.
     """
 
     collate_fn: Callable[[list[Any]], Any] | None = None
@@ -89,6 +102,7 @@ class FoldDataModule(pl.LightningDataModule):
         seed: int,
         split: Mapping[str, Sequence[str]] | None,
         synthetic: Mapping[str, Any] | None,
+        parts: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -107,7 +121,9 @@ class FoldDataModule(pl.LightningDataModule):
         self.seed = seed
         self.split = None if split is None else {k: list(v) for k, v in split.items()}
         self.synthetic = None if synthetic is None else dict(synthetic)
+        self.part_names = check_part_names(DEFAULT_PART_NAMES if parts is None else parts)
         self.datasets: dict[str, Dataset] = {}
+        self._official_parts: dict[str, Path] | None = None
 
     # -- the declared contract ------------------------------------------------------------------
     def sample_table(self) -> SampleTable:
@@ -130,6 +146,66 @@ class FoldDataModule(pl.LightningDataModule):
         keypoints against their image's size, empty folders and dangling links, and the content
         audit (one file under two paths, one image in two groups)."""
         raise NotImplementedError(f"{type(self).__name__} must define check()")
+
+    # -- the official parts -----------------------------------------------------------------------
+    def official_parts(self) -> dict[str, Path]:
+        """The part folders directly under ``root`` (``{"train": root/"1.Training", "test":
+        root/"2.Validation"}``), found by ``data.parts`` once; empty for a tree without parts."""
+        if self._official_parts is None:
+            found = {} if self.root is None else find_parts(self.root, self.part_names)
+            self._official_parts = {p: found[p] for p in self.part_names if p in found}
+        return self._official_parts
+
+    def folders(self) -> dict[str, Path]:
+        """The folders to read as whole dataset trees, by the prefix their sample ids get:
+        ``{"": root}``, or for a root holding the official parts one per part, training first
+        (``{"1.Training/": root/"1.Training", "2.Validation/": root/"2.Validation"}``)."""
+        if self.root is None:
+            raise FileNotFoundError("data.root is not set: set data.root=/path/to/the/dataset")
+        parts = self.official_parts()
+        if not parts:
+            return {"": Path(self.root)}
+        return {f"{folder.name}/": folder for folder in parts.values()}
+
+    def part_labels(self, ids: Sequence[str]) -> list[str] | None:
+        """The official part (``train``, ``test``) of each sample id, from its prefix; None for a
+        root without parts (the sample table's ``parts``)."""
+        parts = self.official_parts()
+        if not parts:
+            return None
+        part_of = {folder.name: part for part, folder in parts.items()}
+        return [part_of[i.split("/", 1)[0]] for i in ids]
+
+    def part_counts(self, ids: Iterable[str]) -> dict[str, int]:
+        """Samples per part folder (``{"1.Training": 1200, "2.Validation": 150}``) for the dataset
+        check; empty for a root without parts."""
+        if not self.official_parts():
+            return {}
+        counts = Counter(i.split("/", 1)[0] for i in ids)
+        return {folder.name: counts[folder.name] for folder in self.official_parts().values()}
+
+    def require_official_parts(self) -> dict[str, Path]:
+        """The official parts, both of them (``cv.scheme=official`` trains on one, tests on the
+        other).
+
+        Raises:
+            FileNotFoundError: a part is not under ``root``, naming the root, the names looked
+                for and the ways out.
+        """
+        parts = self.official_parts()
+        missing = [p for p in self.part_names if p not in parts]
+        if missing:
+            looked_for = "; ".join(f"{p}: {', '.join(self.part_names[p])}" for p in missing)
+            raise FileNotFoundError(
+                f"cv.scheme=official trains on the dataset's Training part and tests on its "
+                f"Validation part, but data.root={self.root} holds no folder for the "
+                f"{' and '.join(missing)} part{'s' * (len(missing) > 1)} (names looked for, "
+                f"ignoring case, a leading number and separators: {looked_for}). Unpack the "
+                "delivery there (python scripts/unpack.py data=<dataset> src=<delivery folder> "
+                f"dst={self.root}), set data.parts to the folder names your copy uses, or split "
+                "the data yourself with cv=kfold"
+            )
+        return parts
 
     # -- shared helpers ---------------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,8 @@
 Every DataModule exposes its samples as a :class:`SampleTable` so that the CV layer can split any
 dataset the same way, without knowing its format: one id per sample, the group that must stay in
 one fold (person, case, physical item), an optional label to stratify on, and an optional domain
-(an X-ray scanner make) for schemes that hold out one domain at a time.
+(an X-ray scanner make) for schemes that hold out one domain at a time, and, for a dataset
+delivered in a training and a validation part, the part of each sample (``cv.scheme=official``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class SampleTable:
         digests: the content digest of each of those files
             (:func:`~kbaselines.core.data.integrity.inspect_files`), in the same order; the split's
             leakage check refuses a fold whose parts share one; or ``None``.
+        parts: the official part of each sample, ``train`` (the delivery's Training part) or
+            ``test`` (its Validation part), which ``cv.scheme=official`` trains and tests on; or
+            ``None`` for a dataset read without parts.
     """
 
     ids: list[str]
@@ -36,6 +40,7 @@ class SampleTable:
     domains: list[str] | None = None
     files: list[tuple[str, ...]] | None = None
     digests: list[tuple[str, ...]] | None = None
+    parts: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.groups):
@@ -44,6 +49,8 @@ class SampleTable:
             raise ValueError(f"{len(self.ids)} ids but {len(self.labels)} labels")
         if self.domains is not None and len(self.domains) != len(self.ids):
             raise ValueError(f"{len(self.ids)} ids but {len(self.domains)} domains")
+        if self.parts is not None and len(self.parts) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.parts)} parts")
         if (self.files is None) != (self.digests is None):
             raise ValueError("SampleTable files and digests go together: give both or neither")
         if self.files is not None and self.digests is not None:
