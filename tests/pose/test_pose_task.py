@@ -13,9 +13,7 @@ from kbaselines.pose.task import PoseTask
 
 
 def _task(num_joints: int = len(JOINTS), **settings: object) -> PoseTask:
-    net = SimpleBaseline(
-        "resnet18", num_joints=num_joints, deconv_channels=(8, 8, 8)
-    )
+    net = SimpleBaseline("resnet18", num_joints=num_joints, deconv_channels=(8, 8, 8))
     return PoseTask(net, optimizer=lambda params: torch.optim.Adam(params), **settings)
 
 
