@@ -55,6 +55,7 @@ def test_tree_follows_the_spec(tmp_path: Path) -> None:
         "expressions": ["E01", "E02", "E03"],
         "seed": 0,
         "boxes": True,
+        "first_person": 0,
     }
     assert [p.name for p in tmp_path.iterdir()] == ["kface"], "no temporary folder left"
 
@@ -171,6 +172,19 @@ def test_an_image_depends_only_on_its_person_and_facets(tmp_path: Path) -> None:
     )
     path = "19062003/S002/L2/E01/C7.jpg"
     assert (few / path).read_bytes() == (more / path).read_bytes()
+
+
+def test_first_person_numbers_a_tree_after_another(tmp_path: Path) -> None:
+    """A second part of a delivery: its people numbered on, drawn as in one larger tree."""
+    whole = generate_kface(tmp_path / "whole", **{**SMALL, "lights": ["L1"], "num_people": 3})
+    later = generate_kface(
+        tmp_path / "later", **{**SMALL, "lights": ["L1"], "num_people": 2}, first_person=1
+    )
+    assert sorted(p.name for p in later.iterdir() if p.is_dir()) == ["19062001", "19062002"]
+    for path in ("19062001/S002/L1/E03/C7.jpg", "19062002/S001/L1/E01/C7.txt"):
+        assert (later / path).read_bytes() == (whole / path).read_bytes()
+    with pytest.raises(ValueError, match="first_person=-1: person ids have 8 digits"):
+        generate_kface(tmp_path / "bad", **SMALL, first_person=-1)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 QUICK = [
     "+experiment=kface_lightcnn9",
     "data=kface_synthetic",
+    "model.weights=null",
     "trainer=cpu",
     "model/optimizer=adam",
     "~model/scheduler",

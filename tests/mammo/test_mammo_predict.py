@@ -179,7 +179,9 @@ def test_export_matches_pytorch_with_a_dynamic_batch(
         [*experiment, "data.image_size=[96,64]", "ckpt_path=x", f"out={tmp_path}"],
         config_name="export",
     )
-    task = build_task(cfg.model, info=DataInfo(class_names=("cancer", "benign"))).eval()
+    task = build_task(
+        cfg.model, info=DataInfo(class_names=("cancer", "benign")), published_weights=False
+    ).eval()
     model = LoadedTask(task, tmp_path / "fold.ckpt", "0" * 64, {"operating_point": 0.4})
     contract = build_predictor(cfg).export_contract(model)
     images = torch.rand(3, 1, 96, 64)
@@ -204,7 +206,7 @@ def test_export_matches_pytorch_with_a_dynamic_batch(
     torch.testing.assert_close(traced, expected, atol=1e-5, rtol=0)
 
     export_model(model, contract, "safetensors", tmp_path / "st")
-    fresh = build_task(cfg.model, info=task.info).eval()
+    fresh = build_task(cfg.model, info=task.info, published_weights=False).eval()
     scorer = build_predictor(cfg).export_contract(LoadedTask(fresh, model.path, "", {})).module
     scorer.load_state_dict(load_file(str(tmp_path / "st" / "model.safetensors")))
     with torch.inference_mode():

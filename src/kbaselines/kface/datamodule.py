@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.generated import generator_arguments
 from kbaselines.core.data.integrity import (
     FileFacts,
     audit_content,
@@ -44,6 +45,7 @@ from kbaselines.core.data.integrity import (
 from kbaselines.core.data.loaders import worker_init_fn
 from kbaselines.core.data.parts import in_part
 from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.data.synthetic_delivery import SyntheticTwin
 from kbaselines.kface.dataset import KFaceDataset, box_outside
 from kbaselines.kface.index import KFaceIndex, load_index
 from kbaselines.kface.reader import (
@@ -58,7 +60,7 @@ from kbaselines.kface.reader import (
     parse_name,
     resolve_tree,
 )
-from kbaselines.kface.synthetic import ensure_synthetic_kface
+from kbaselines.kface.synthetic import ensure_synthetic_kface, generate_kface
 
 __all__ = ["KFaceDataModule", "worker_init_fn"]
 
@@ -181,6 +183,16 @@ class KFaceDataModule(FoldDataModule):
         if self.synthetic is not None:
             ensure_synthetic_kface(self.synthetic_root(), **self.synthetic)
         self.indexes  # noqa: B018  (builds the caches)
+
+    @classmethod
+    def synthetic_twin(cls, arguments: Mapping[str, Any]) -> SyntheticTwin:
+        """The twin's people are numbered from ``first_person``."""
+        return SyntheticTwin(
+            ensure_synthetic_kface,
+            generator_arguments(generate_kface, arguments),
+            count="num_people",
+            first="first_person",
+        )
 
     @property
     def tree(self) -> Path:

@@ -100,6 +100,8 @@ class RecognitionTask(BaseTask):
         super().__init__(net, optimizer, scheduler, info=info)
         if isinstance(weights, PublishedWeights):
             weights = weights.locate()
+            # the checkpoints keep the file's path, not the object: a weights-only load refuses it
+            self.hparams["weights"] = str(weights)
         if weights:
             load_pretrained(self.net, weights)
         self.criterion = nn.CrossEntropyLoss()

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 MARKER = ".kface_synthetic.json"
 #: Bumped when the drawing changes, so that trees drawn by an older generator are made again.
 GENERATOR_VERSION = 2
-#: The id of the first person; person ``i`` is ``FIRST_PERSON + i``.
+#: The id of person 0; person ``i`` is ``FIRST_PERSON + i``.
 FIRST_PERSON = "19062000"
 SUPERSAMPLE = 2
 # accessories per session: (glasses, sunglasses, hat); colours are the session's, not the person's
@@ -333,7 +333,7 @@ def _arguments(**arguments: Any) -> dict[str, Any]:
         if isinstance(values[name], str):
             values[name] = [values[name]]
         values[name] = [str(v) for v in values[name]]
-    for name in ("num_people", "image_size", "seed"):
+    for name in ("num_people", "image_size", "seed", "first_person"):
         values[name] = int(values[name])
     values["boxes"] = bool(values["boxes"])
     return values
@@ -343,6 +343,12 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
     if arguments["num_people"] < 1 or arguments["num_people"] > 10_000_000:
         raise ValueError(
             f"num_people must be between 1 and 10,000,000, got {arguments['num_people']}"
+        )
+    last = int(FIRST_PERSON) + arguments["first_person"] + arguments["num_people"] - 1
+    if arguments["first_person"] < 0 or last > 99_999_999:
+        raise ValueError(
+            f"first_person={arguments['first_person']}: person ids have 8 digits; choose 0 to "
+            f"{99_999_999 - int(FIRST_PERSON) - arguments['num_people'] + 1}"
         )
     if arguments["image_size"] < 16:
         raise ValueError(f"image_size must be at least 16 pixels, got {arguments['image_size']}")
@@ -371,6 +377,7 @@ def generate_kface(
     image_size: int = 64,
     seed: int = 0,
     boxes: bool = True,
+    first_person: int = 0,
 ) -> Path:
     """Write a K-Face tree of ``num_people`` people with every combination of the facets.
 
@@ -381,8 +388,8 @@ def generate_kface(
 
     Args:
         root: where the tree goes.
-        num_people: people ``19062000``, ``19062001``, ...; person ``i`` looks the same whatever
-            ``num_people`` is.
+        num_people: people ``19062000``, ``19062001``, ... (from ``first_person``); person ``i``
+            looks the same whatever ``num_people`` is.
         sessions: accessory sessions (S001 none, S002 glasses, S003 hat, S004 sunglasses, S005
             glasses and hat, S006 sunglasses and hat).
         lights: L1 bright and even; higher numbers dimmer and lit from one side.
@@ -392,6 +399,8 @@ def generate_kface(
         seed: one seed for identities, conditions, noise and placement; an image depends only on
             the seed, its person and its facets.
         boxes: write a face box ``x y width height`` beside each image.
+        first_person: the number of the first person: two trees with other numbers share no
+            person, as the parts of a delivery split by person.
 
     Returns:
         ``root``.
@@ -410,6 +419,7 @@ def generate_kface(
         image_size=image_size,
         seed=seed,
         boxes=boxes,
+        first_person=first_person,
     )
     _check_arguments(arguments)
     return generated.write_generated(
@@ -434,7 +444,8 @@ def _write_tree(folder: Path, arguments: dict[str, Any], root: Path) -> None:
     size, seed = arguments["image_size"], arguments["seed"]
     total = arguments["num_people"] * len(combos)
     with tqdm(total=total, desc=f"Generating {root}", unit=" images", mininterval=1.0) as bar:
-        for index in range(arguments["num_people"]):
+        first = arguments["first_person"]
+        for index in range(first, first + arguments["num_people"]):
             person_id = f"{int(FIRST_PERSON) + index:08d}"
             person = _identity(np.random.default_rng([seed, index]))
             for session, light, expression, camera in combos:

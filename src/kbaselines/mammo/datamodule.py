@@ -8,27 +8,30 @@ views labelled by their breast. The Trainer must reload the train loader every e
 the test loader scores the validation views (``part`` 0, for the operating point) then the test
 views (``part`` 1).
 
-Before any epoch the selection decodes every view (into the image cache, in threads) and hashes
+Before any epoch the selection decodes every view (into the image cache, by
+``cache_workers`` processes; cut to the breast with ``crop=breast``) and hashes
 it: a file that cannot be read or decoded stops the run, naming it, or with ``skip_broken`` leaves
 its case out, counted and listed; the digests go into the sample table, so the split refuses one
 image in two parts. :meth:`MammoDataModule.check` adds the content audit and the tree's empty
 folders and dangling links. A root holding the official parts is indexed part by part
 (:func:`~kbaselines.mammo.index.join_parts`); case ids then start with the part folder
-(``1.Training/``).
+(``1.Training/``). Exports whose tags lost the view read with a views table (``views_table``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.generated import generator_arguments
 from kbaselines.core.data.integrity import (
     FileFacts,
     audit_content,
@@ -37,10 +40,19 @@ from kbaselines.core.data.integrity import (
     tree_problems,
 )
 from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.data.synthetic_delivery import SyntheticTwin
 from kbaselines.core.io import write_text_atomic
 from kbaselines.mammo.cache import ImageCache
+from kbaselines.mammo.cache_build import CacheFill, fill_cache
 from kbaselines.mammo.contours import LESION_CLASSES
-from kbaselines.mammo.dataset import PatchDataset, PatchItem, ViewDataset, ViewItem
+from kbaselines.mammo.crop import CropBox, check_crop
+from kbaselines.mammo.dataset import (
+    PatchDataset,
+    PatchItem,
+    ViewDataset,
+    ViewItem,
+    worker_context,
+)
 from kbaselines.mammo.dicom import VIEWS
 from kbaselines.mammo.index import (
     CLASSES,
@@ -49,8 +61,14 @@ from kbaselines.mammo.index import (
     build_index,
     count,
     join_parts,
+    read_views_table,
+    set_aside,
 )
-from kbaselines.mammo.synthetic import ensure_synthetic_mammo
+from kbaselines.mammo.synthetic import ensure_synthetic_mammo, generate_mammo
+from kbaselines.mammo.views_table import ORIGINS, ViewsTable
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 __all__ = ["MammoDataError", "MammoDataModule"]
 
@@ -100,6 +118,15 @@ class MammoDataModule(FoldDataModule):
             ``skipped_cases.csv`` of the fold's folder) instead of stopping.
         parts: the folder names of the official parts (``data.parts``, see
             :class:`~kbaselines.core.data.datamodule.FoldDataModule`).
+        views_table: a CSV (or JSON) of each image's laterality and view, for exports whose tags
+            lost them (relative to ``root``, or absolute; :mod:`~kbaselines.mammo.views_table`).
+        views_columns: its columns, ``{image, laterality, view}`` (defaults
+            :data:`~kbaselines.mammo.views_table.DEFAULT_COLUMNS`).
+        crop: ``breast`` cuts each view to the breast before resizing it into the cache
+            (:mod:`~kbaselines.mammo.crop`; lesion boxes and patch sizes follow), ``none`` keeps
+            the whole view.
+        cache_workers: processes that decode views into a cold cache (default one per core, at
+            most 16; 1: this process), :func:`~kbaselines.mammo.cache_build.fill_cache`.
     """
 
     def __init__(
@@ -129,6 +156,10 @@ class MammoDataModule(FoldDataModule):
         domain_key: str | None = None,
         skip_broken: bool = False,
         parts: dict[str, list[str]] | None = None,
+        views_table: str | None = None,
+        views_columns: Mapping[str, str | None] | None = None,
+        crop: str = "none",
+        cache_workers: int | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -158,6 +189,11 @@ class MammoDataModule(FoldDataModule):
         self.stratify_key = stratify_key
         self.domain_key = domain_key
         self.skip_broken = skip_broken
+        self.views_table = views_table
+        self.views_columns = dict(views_columns or {})
+        self.crop = check_crop(crop)
+        self.cache_workers = cache_workers
+        self._views: ViewsTable | None = None
         self._index: MammoIndex | None = None
         self._cache: ImageCache | None = None
         self._facts: dict[str, FileFacts] | None = None
@@ -174,12 +210,32 @@ class MammoDataModule(FoldDataModule):
                 )
             indexes = {
                 prefix: build_index(
-                    folder, self._cache_base() / f"dicom_headers{prefix and '.' + prefix[:-1]}.json"
+                    folder,
+                    self._cache_base() / f"dicom_headers{prefix and '.' + prefix[:-1]}.json",
+                    self.views,
                 )
                 for prefix, folder in self.folders().items()
             }
-            self._index = join_parts(self.root, indexes)
+            index = join_parts(self.root, indexes)
+            index.problems += self.views.problems
+            ambiguous = self.views.ambiguous().items()
+            set_aside(index, [Problem(self._relative(f), why) for f, why in ambiguous])
+            self._index = index
         return self._index
+
+    @property
+    def views(self) -> ViewsTable:
+        """The views table (``views_table``), or none: every file's tags must give the view."""
+        if self._views is None:
+            self._views = (
+                ViewsTable.none(Path(self.root))
+                if self.views_table is None
+                else read_views_table(self.views_table, self.root, self.views_columns)
+            )
+        return self._views
+
+    def _relative(self, file: str) -> str:
+        return Path(file).relative_to(self.root).as_posix()
 
     def _cache_base(self) -> Path:
         """This root's folder under ``cache_dir`` (default ``<root>/.cache``)."""
@@ -191,16 +247,30 @@ class MammoDataModule(FoldDataModule):
     def cache(self) -> ImageCache:
         """The image cache of this root and preprocessing setting."""
         if self._cache is None:
-            self._cache = ImageCache(self._cache_base(), self.cache_size, self.flip_right)
+            _ = self.index  # the lateralities the views table gives
+            sides = {str(Path(f).resolve()): side for f, side in self.views.sides.items()}
+            self._cache = ImageCache(
+                self._cache_base(), self.cache_size, self.flip_right, sides, self.crop
+            )
         return self._cache
 
     def prepare_data(self) -> None:
         """Generate the synthetic tree when configured and index it. The selection
-        (:meth:`cases`, :meth:`check`) decodes the files, so that ``check(workers)`` sets the
-        threads."""
+        (:meth:`cases`, :meth:`check`) decodes the files (:meth:`fill_cache`, ``cache_workers``
+        processes) and reads them (``check(workers)`` threads)."""
         if self.synthetic is not None:
             ensure_synthetic_mammo(self.synthetic_root(), **self.synthetic)
         _ = self.index
+
+    @classmethod
+    def synthetic_twin(cls, arguments: Mapping[str, Any]) -> SyntheticTwin:
+        """The twin's cases and patients are numbered from ``first_case``."""
+        return SyntheticTwin(
+            ensure_synthetic_mammo,
+            generator_arguments(generate_mammo, arguments),
+            count="num_cases",
+            first="first_case",
+        )
 
     def cases(self) -> list[MammoCase]:
         """The usable cases, sorted by id, every view decoded (:meth:`_screen`).
@@ -236,17 +306,31 @@ class MammoDataModule(FoldDataModule):
             )
         return sorted(index.cases, key=lambda c: c.case_id)
 
+    def _view_files(self) -> list[Path]:
+        """The DICOM file of every view of the indexed cases."""
+        root = Path(self.index.root)
+        return [root / rel for case in self.index.cases for rel in case.views.values()]
+
+    def fill_cache(
+        self, workers: int | None = None, shard: str | None = None, progress: bool = True
+    ) -> CacheFill:
+        """Decode the indexed views missing from the image cache (all, or the shard ``"i/n"``)
+        with ``workers`` processes (default ``cache_workers``); ``scripts/build_cache.py``."""
+        workers = workers or self.cache_workers
+        return fill_cache(self.cache, self._view_files(), workers, shard, progress)
+
     def _screen(self, workers: int | None = None) -> dict[str, FileFacts]:
-        """Decode every view of the indexed cases into the image cache and read and hash every one
-        (threads, progress bars; once per process, then from the caches while files keep their
-        size and time); cases with a view that cannot be read or decoded move to the bad cases.
+        """Decode every view of the indexed cases into the image cache (:meth:`fill_cache`) and
+        read and hash every one (``workers`` threads; progress bars; once per process, then from
+        the caches while files keep their size and time); cases with a view that cannot be read
+        or decoded move to the bad cases.
         Returns the files' facts (digest, identity) for the content audit."""
         if self._facts is not None:
             return self._facts
         index = self.index
         root = Path(index.root)
-        paths = [root / rel for case in index.cases for rel in case.views.values()]
-        self.cache.build(paths, workers=workers)
+        paths = self._view_files()
+        self.fill_cache()
         facts = inspect_files(
             paths,
             decode=None,
@@ -336,12 +420,12 @@ class MammoDataModule(FoldDataModule):
         for case in cases:
             for view in VIEWS:
                 path = str(root / case.views[view])
-                patch = max(
-                    8, round(self.patch_size * self.cache_size[0] / case.headers[view].rows)
-                )
+                header = case.headers[view]
+                box = self.cache.crop_box(path) or CropBox.whole(header.rows, header.columns)
+                patch = max(8, round(self.patch_size * self.cache_size[0] / box.height))
                 for lesion in (lesion for lesion in case.lesions if lesion.view == view):
                     items += [
-                        PatchItem(path, lesion.cls, lesion.box, patch)
+                        PatchItem(path, lesion.cls, box.map_box(lesion.box), patch)
                     ] * self.patches_per_lesion
                 if case.breasts[view[0].upper()] == "normal":
                     items += [PatchItem(path, "normal", None, patch)] * self.normal_patches_per_view
@@ -379,6 +463,11 @@ class MammoDataModule(FoldDataModule):
         return list(self.datasets[stage].items)  # type: ignore[attr-defined]
 
     # -- loaders ----------------------------------------------------------------------------------
+    def worker_context(self) -> BaseContext:
+        """Workers started from a lean server process, not forked from the trainer
+        (:func:`~kbaselines.mammo.dataset.worker_context`)."""
+        return worker_context()
+
     def loader_seed(self) -> int:
         """A new seed every epoch: the train loader is rebuilt each epoch (the stage switch), and
         a fixed seed would draw the same order every time."""
@@ -427,10 +516,12 @@ class MammoDataModule(FoldDataModule):
 
     # -- checking ---------------------------------------------------------------------------------
     def check(self, workers: int | None = None) -> DatasetReport:
-        """Counts (cases per class, views, BI-RADS, lesions, sizes, devices, files decoded) and
-        every problem: the index's (metadata rows, headers, contours against the image size),
+        """Counts (cases per class, views, BI-RADS, lesions, sizes, devices, where laterality and
+        view came from, views without pixel spacing, files decoded) and every problem: the
+        index's (metadata rows, headers, the views table, contours against the image size),
         views that cannot be read or decoded, one file under two paths or byte-identical in two
-        ``group_key`` groups, and empty folders and dangling links anywhere under the root."""
+        ``group_key`` groups, views table rows naming no file, and empty folders and dangling
+        links anywhere under the root."""
         index = self.index
         facts = self._screen(workers)
         root = Path(index.root)
@@ -451,6 +542,10 @@ class MammoDataModule(FoldDataModule):
                 lambda h: f"{h.columns}x{h.rows}",  # type: ignore[arg-type]
             ),
             "devices": count(cases, lambda c: c.device),
+            **self._view_origins(cases),
+            "views without pixel spacing": sum(
+                h.spacing is None for c in cases for h in c.headers.values()
+            ),
             "histology": count(cases, lambda c: c.histology),
             "DICOM files read and decoded": len(facts),
             "discarded (discard_yn = 1)": len(index.discarded),
@@ -458,7 +553,7 @@ class MammoDataModule(FoldDataModule):
         }
         if per_part := self.part_counts(c.case_id for c in cases):
             counts["cases per part"] = per_part
-        problems = list(index.problems)
+        problems = list(index.problems) + self.views.unmatched()
         problems += audit_content(
             {c.case_id: [str(root / rel) for rel in c.views.values()] for c in cases},
             {c.case_id: str(KEYS[self.group_key](c)) for c in cases},
@@ -475,3 +570,13 @@ class MammoDataModule(FoldDataModule):
         if not cases:
             problems.append(Problem(str(index.root), "no usable case"))
         return DatasetReport("Mammography", str(index.root), counts, problems, len(facts))
+
+    def _view_origins(self, cases: list[MammoCase]) -> dict[str, dict[str, int]]:
+        """Views by where their laterality and view came from (:data:`~kbaselines.mammo.
+        views_table.ORIGINS`: the tags, the views table, both agreeing)."""
+        root = Path(self.index.root)
+        origins = [self.views.origins[str(root / rel)] for c in cases for rel in c.views.values()]
+        return {
+            f"{what} from": {origin: sum(o[i] == origin for o in origins) for origin in ORIGINS}
+            for i, what in enumerate(("laterality", "view"))
+        }

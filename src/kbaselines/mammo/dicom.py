@@ -1,15 +1,18 @@
 """Read one mammogram: pixels as displayed, its view and laterality, oriented chest wall left.
 
 Pixels go through pydicom's modality LUT (rescale) then VOI LUT or window, MONOCHROME1 is
-inverted, and the result is scaled to [0, 1]. View and laterality come from a documented order of
-sources (:data:`LATERALITY_SOURCES`, :data:`VIEW_SOURCES`), because exports differ; when none
-answers, the error names the file and every source tried.
+inverted, pixels marked as padding are set to black, and the result is scaled to [0, 1]. View and
+laterality come from a documented order of sources (:data:`LATERALITY_SOURCES`,
+:data:`VIEW_SOURCES`), because exports differ; when none answers, the error names the file and
+every source tried. Anonymised exports may strip both (their views then come from a table, see
+:mod:`kbaselines.mammo.views_table`): decoding needs only the laterality, and takes it from the
+caller when the tags lack it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ __all__ = [
     "VIEW_SOURCES",
     "DicomHeader",
     "MammoDicomError",
+    "no_view_reason",
     "read_header",
     "read_pixels",
 ]
@@ -58,16 +62,17 @@ class DicomHeader:
     """What the reader needs from a file's tags.
 
     Args:
-        laterality: ``"L"`` or ``"R"``.
-        view_position: ``"CC"`` or ``"MLO"``.
+        laterality: ``"L"`` or ``"R"`` (None only from ``read_header(require_view=False)``, when
+            no tag or string says it).
+        view_position: ``"CC"`` or ``"MLO"`` (None likewise).
         rows, columns: image size in pixels.
         spacing: pixel spacing in mm (row, column), or None when the file has none.
         manufacturer, model: device, ``""`` when absent.
         source: which tag or string gave laterality and view (for the report).
     """
 
-    laterality: str
-    view_position: str
+    laterality: str | None
+    view_position: str | None
     rows: int
     columns: int
     spacing: tuple[float, float] | None
@@ -105,7 +110,20 @@ def _text_tokens(ds: pydicom.Dataset, path: Path) -> tuple[str, str, str] | None
     return (match.group(1)[0], match.group(2), "file name") if match else None
 
 
-def _laterality_and_view(ds: pydicom.Dataset, path: Path) -> tuple[str, str, str]:
+def no_view_reason(missing: str, tried_also: str = "") -> str:
+    """Why a file's ``missing`` (``laterality`` or ``view``) is not known: every source tried
+    (``tried_also`` appended) and the ways to fix it."""
+    tried = ", ".join((*LATERALITY_SOURCES, *VIEW_SOURCES, *TEXT_SOURCES, "file name"))
+    return (
+        f"no {missing} found (tried {tried}{tried_also}); set Image Laterality (0020,0062) and "
+        "View Position (0018,5101), name the file like LCC.dcm, or give each file's laterality "
+        "and view in a table: data.views_table=<csv>"
+    )
+
+
+def _laterality_and_view(
+    ds: pydicom.Dataset, path: Path, require: bool
+) -> tuple[str | None, str | None, str]:
     laterality = view = None
     sources = []
     for keyword in LATERALITY_SOURCES:
@@ -131,14 +149,8 @@ def _laterality_and_view(ds: pydicom.Dataset, path: Path) -> tuple[str, str, str
             laterality = laterality or tokens[0]
             view = view or tokens[1]
             sources.append(tokens[2])
-    if laterality is None or view is None:
-        tried = ", ".join((*LATERALITY_SOURCES, *VIEW_SOURCES, *TEXT_SOURCES, "file name"))
-        missing = "laterality" if laterality is None else "view"
-        raise MammoDicomError(
-            path,
-            f"no {missing} found (tried {tried}); set Image Laterality (0020,0062) and View "
-            "Position (0018,5101), or name the file like LCC.dcm",
-        )
+    if require and (laterality is None or view is None):
+        raise MammoDicomError(path, no_view_reason("laterality" if laterality is None else "view"))
     return laterality, view, "+".join(dict.fromkeys(sources))
 
 
@@ -150,17 +162,22 @@ def _spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
     return None
 
 
-def read_header(path: str | Path) -> DicomHeader:
+def read_header(path: str | Path, require_view: bool = True) -> DicomHeader:
     """The tags of ``path`` the index needs, without decoding pixels.
 
+    Args:
+        require_view: refuse a file whose laterality or view no source gives; when False they
+            are None instead (a views table may supply them).
+
     Raises:
-        MammoDicomError: not DICOM, no image size, or no laterality/view in any source.
+        MammoDicomError: not DICOM, no image size, or (``require_view``) no laterality/view in
+            any source.
     """
     path = Path(path)
     ds = _dcmread(path, pixels=False)
     if "Rows" not in ds or "Columns" not in ds:
         raise MammoDicomError(path, "no Rows/Columns: not an image; remove it from the case")
-    laterality, view, source = _laterality_and_view(ds, path)
+    laterality, view, source = _laterality_and_view(ds, path, require_view)
     return DicomHeader(
         laterality=laterality,
         view_position=view,
@@ -218,15 +235,35 @@ def _output_range(ds: pydicom.Dataset) -> tuple[float, float]:
     return float(ends[0]), float(ends[1])
 
 
-def read_pixels(path: str | Path, flip_right: bool = True) -> tuple[np.ndarray, DicomHeader]:
+def _padding(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray | None:
+    """The pixels marked as padding: stored values equal to Pixel Padding Value, or between it
+    and Pixel Padding Range Limit (background air of mammograms; PS3.3 C.7.5.1.1.2). They are
+    not image and may hold any value, white after a window or the MONOCHROME1 inversion."""
+    if "PixelPaddingValue" not in ds:
+        return None
+    value = int(ds.PixelPaddingValue)
+    low, high = sorted((value, int(ds.get("PixelPaddingRangeLimit", value))))
+    return (stored >= low) & (stored <= high)
+
+
+def read_pixels(
+    path: str | Path, flip_right: bool = True, laterality: str | None = None
+) -> tuple[np.ndarray, DicomHeader]:
     """The displayed image in [0, 1] (float32), chest wall on the left, and its header.
 
-    Order: modality LUT, VOI LUT or window, scaling of the VOI output range to [0, 1],
-    MONOCHROME1 inversion,
-    then right breasts flipped left-right (``flip_right``) so every breast faces the same way.
+    Order: modality LUT, VOI LUT or window (linear or sigmoid), scaling of the VOI output range to
+    [0, 1], MONOCHROME1 inversion, padding pixels set to 0 (black), then right breasts flipped
+    left-right (``flip_right``) so every breast faces the same way.
+
+    Args:
+        laterality: ``"L"`` or ``"R"`` for a file whose tags do not say it (from a views table);
+            the view is not needed to decode.
     """
     path = Path(path)
-    header = read_header(path)
+    header = read_header(path, require_view=False)
+    side = laterality or header.laterality
+    if flip_right and side is None:
+        raise MammoDicomError(path, no_view_reason("laterality") + " (it decides the flip)")
     ds = _dcmread(path, pixels=True)
     pixels = _decode(ds, path)
     if pixels.ndim != 2:
@@ -237,6 +274,9 @@ def read_pixels(path: str | Path, flip_right: bool = True) -> tuple[np.ndarray, 
     values = np.clip((values - low) / (high - low), 0.0, 1.0)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip() == "MONOCHROME1":
         values = 1.0 - values
-    if flip_right and header.laterality == "R":
+    padding = _padding(ds, pixels)
+    if padding is not None:
+        values[padding] = 0.0
+    if flip_right and side == "R":
         values = values[:, ::-1]
-    return np.ascontiguousarray(values), header
+    return np.ascontiguousarray(values), replace(header, laterality=side)

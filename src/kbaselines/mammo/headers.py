@@ -6,7 +6,9 @@ DDP rank and requeued job starts again. The cache keeps each file's header under
 to the root, with the file's size and modification time: a file whose size or time changed is read
 again, a file that is gone drops out at the next save. It is one JSON file (readable, no pickle),
 written through a temporary file and a rename, so a rank never sees half of it. Unreadable files
-are not cached: they are read (and reported) at every start until fixed.
+are not cached: they are read (and reported) at every start until fixed. A header is kept as the
+file's tags say it, laterality or view None when no tag says them: a views table
+(``data.views_table``) may give them, and editing the table needs no header read again.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class HeaderCache:
 
         Raises:
             MammoDicomError: the file is a dangling link, unreadable or not a usable DICOM (see
-                :func:`read_header`).
+                :func:`read_header`; a file without laterality or view is not refused here).
         """
         try:
             stat = path.stat()
@@ -74,7 +76,7 @@ class HeaderCache:
             header = DicomHeader(**fields)
             self.reused += 1
         else:
-            header = read_header(path)
+            header = read_header(path, require_view=False)
             entry = {"stamp": stamp, "header": asdict(header)}
             self.read += 1
         self._current[key] = entry

@@ -6,7 +6,9 @@ Metadata rows are validated against one schema (:class:`MetadataRow`), as the co
 (:class:`~kbaselines.mammo.contours.ContourDocument`). Every file is read again at each build;
 only the DICOM headers are kept between starts, by size and modification time
 (:class:`~kbaselines.mammo.headers.HeaderCache`), so an edit in place is always seen. A root holding
-the official parts is indexed part by part, and :func:`join_parts` joins the indexes.
+the official parts is indexed part by part, and :func:`join_parts` joins the indexes. A views table
+(``data.views_table``, :mod:`~kbaselines.mammo.views_table`) gives the laterality and view of
+files whose tags lost them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from kbaselines.core.data.schema import RecordSchema, validate_record
 from kbaselines.mammo.contours import Lesion, read_contours, read_masks
 from kbaselines.mammo.dicom import VIEWS, DicomHeader, MammoDicomError
 from kbaselines.mammo.headers import HeaderCache
+from kbaselines.mammo.views_table import ViewsTable
 
 __all__ = [
     "CLASSES",
@@ -40,6 +43,8 @@ __all__ = [
     "join_parts",
     "metadata_records",
     "read_metadata",
+    "read_views_table",
+    "set_aside",
 ]
 
 log = logging.getLogger(__name__)
@@ -208,19 +213,26 @@ def _breast_labels(grp: str, lesions: list[Lesion], side_text: str) -> dict[str,
 
 
 def case_views(
-    root: Path, folder: Path, problems: list[Problem], cache: HeaderCache
+    root: Path,
+    folder: Path,
+    problems: list[Problem],
+    cache: HeaderCache,
+    table: ViewsTable | None = None,
 ) -> tuple[dict[str, str], dict[str, DicomHeader]]:
-    """The views of one case folder, found from its ``*.dcm`` files' headers (then file names):
-    view to path relative to ``root``, and view to header. Unreadable or duplicate files, a folder
-    without ``.dcm`` files and missing views go to ``problems`` (files named from ``root``);
-    ``predict.py`` reads new studies with it too."""
+    """The views of one case folder, found from its ``*.dcm`` files' headers (then file names,
+    then ``table``): view to path relative to ``root``, and view to header. Unreadable or
+    duplicate files, files without laterality or view, tags that disagree with the table, a
+    folder without ``.dcm`` files and missing views go to ``problems`` (files named from
+    ``root``); ``predict.py`` reads new studies with it too."""
+    table = ViewsTable.none(root) if table is None else table
     views: dict[str, str] = {}
     headers: dict[str, DicomHeader] = {}
     files = sorted(folder.glob("*.dcm"))
     for path in files:
         rel = path.relative_to(root).as_posix()
         try:
-            header = cache.header(path, rel)
+            row = table.row(path)
+            header = table.complete(cache.header(path, rel), path, row)
         except MammoDicomError as error:
             problems.append(Problem(rel, error.reason))
             continue
@@ -242,9 +254,7 @@ def case_views(
             )
         )
     elif not views:
-        problems.append(
-            Problem(name, "no readable DICOM file (see its files' problems): export the case again")
-        )
+        problems.append(Problem(name, "no usable DICOM file: see its files' problems"))
     elif missing:
         problems.append(
             Problem(
@@ -304,13 +314,18 @@ def _metadata_rows(metadata: Path, index: MammoIndex) -> dict[str, dict[str, str
     return {case: row for case, row in rows.items() if case not in index.bad_cases}
 
 
-def build_index(root: str | Path, header_cache: str | Path | None = None) -> MammoIndex:
+def build_index(
+    root: str | Path, header_cache: str | Path | None = None, table: ViewsTable | None = None
+) -> MammoIndex:
     """Read metadata, every case folder's DICOM headers and the contours; collect problems.
 
     Args:
         root: the dataset folder.
         header_cache: a file keeping the DICOM headers between starts
             (:class:`~kbaselines.mammo.headers.HeaderCache`); None reads every header.
+        table: the views table (``data.views_table``), which records the rows it matched: the
+            keys naming several files (:meth:`~kbaselines.mammo.views_table.ViewsTable.ambiguous`)
+            are known once every part is indexed, and :func:`set_aside` leaves their cases out.
     """
     root = Path(root)
     cache = HeaderCache(header_cache)
@@ -338,7 +353,7 @@ def build_index(root: str | Path, header_cache: str | Path | None = None) -> Mam
             )
             views, headers = {}, {}
         else:
-            views, headers = case_views(root, folders[case_id], problems, cache)
+            views, headers = case_views(root, folders[case_id], problems, cache, table)
         lesions, discard = (
             _lesions(root, case_id, row["grp"], headers, problems) if headers else ([], False)
         )
@@ -393,6 +408,39 @@ def join_parts(root: str | Path, indexes: Mapping[str, MammoIndex]) -> MammoInde
             joined.bad_cases[prefix + case] = [in_part(prefix, p) for p in problems]
         joined.discarded += [prefix + case for case in index.discarded]
     return joined
+
+
+def read_views_table(
+    path: str | Path, root: str | Path, columns: Mapping[str, str | None] | None = None
+) -> ViewsTable:
+    """``data.views_table``: ``path`` (relative to ``root``, or absolute), a CSV (or JSON) read as
+    ``metadata.csv`` is, with ``columns`` (``data.views_columns``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a column is missing (see :class:`~kbaselines.mammo.views_table.ViewsTable`).
+    """
+    root = Path(root)
+    file = root / path
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"data.views_table={path}: no such file ({file}); give the table of each image's "
+            f"laterality and view, as a path relative to data.root={root} or an absolute one"
+        )
+    name = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+    records, problems = metadata_records(file)
+    return ViewsTable(name, records, problems, columns or {}, root)
+
+
+def set_aside(index: MammoIndex, problems: list[Problem]) -> None:
+    """Add ``problems`` of files (named relative to ``index.root``) to ``index``; the cases holding
+    those files move to the bad cases."""
+    case_of = {rel: case.case_id for case in index.cases for rel in case.views.values()}
+    index.problems += problems
+    for problem in problems:
+        if problem.file in case_of:
+            index.bad_cases.setdefault(case_of[problem.file], []).append(problem)
+    index.cases = [case for case in index.cases if case.case_id not in index.bad_cases]
 
 
 def count(cases: list[MammoCase], key) -> dict[str, int]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,6 +23,9 @@ __all__ = ["SUBGROUP_KEYS", "draw_case", "plot_case_overlays", "subgroup_rows", 
 
 SUBGROUP_KEYS = ("device", "birads", "histology")
 _ORDER = ("rcc", "lcc", "rmlo", "lmlo")
+#: rows of a view as drawn: the 80-dpi figure shows each view in about 300 rows; a 1664x1280
+#: cached view drawn as it is took 0.45 GB and 2 s per case
+DRAWN_ROWS = 600
 
 
 def plot_case_overlays(
@@ -72,8 +76,17 @@ def draw_case(
 ) -> Path:
     """A case's views as the image cache holds them (``paths``: view to DICOM file) with their
     maps (:func:`plot_case_overlays`): the test overlays and the predicted ones look alike."""
-    images = {view: np.asarray(cache.load(source)) / 65535.0 for view, source in paths.items()}
+    images = {view: _drawn(cache.load(source)) for view, source in paths.items()}
     return plot_case_overlays(images, dict(maps), path, title)
+
+
+def _drawn(image: np.ndarray) -> np.ndarray:
+    """A cached view (uint16) in [0, 1] at no more than :data:`DRAWN_ROWS` rows."""
+    rows, columns = image.shape
+    if rows > DRAWN_ROWS:
+        size = (max(1, round(columns * DRAWN_ROWS / rows)), DRAWN_ROWS)
+        image = cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_AREA)
+    return np.asarray(image, dtype=np.float32) / 65535.0
 
 
 def subgroup_rows(rows: list[dict[str, Any]], threshold: float) -> list[dict[str, Any]]:

@@ -141,6 +141,7 @@ class MammoPredictor(Predictor):
             delete it when done); None: a temporary folder, removed when the predictor is.
         cache_size, image_size, flip_right: the data settings the run was trained with (the
             experiment's ``data.cache_size``, ``data.image_size``, ``data.flip_right``).
+        crop: ``data.crop`` of the run (``breast``: each view cut to the breast before resizing).
         batch_size: studies per batch (four views each).
         num_workers: data-loader workers.
     """
@@ -151,6 +152,7 @@ class MammoPredictor(Predictor):
         cache_size: Sequence[int],
         image_size: Sequence[int],
         flip_right: bool = True,
+        crop: str = "none",
         *,
         batch_size: int = 2,
         num_workers: int = 0,
@@ -158,7 +160,8 @@ class MammoPredictor(Predictor):
         super().__init__(batch_size=batch_size, num_workers=num_workers)
         self._temporary = None if workdir else tempfile.TemporaryDirectory(prefix="mammo_predict_")
         folder = Path(workdir or self._temporary.name) / "image_cache"  # type: ignore[union-attr]
-        self.cache = ImageCache(folder, (int(cache_size[0]), int(cache_size[1])), flip_right)
+        size = (int(cache_size[0]), int(cache_size[1]))
+        self.cache = ImageCache(folder, size, flip_right, crop=crop)
         self.image_size = (int(image_size[0]), int(image_size[1]))
 
     # -- inputs -----------------------------------------------------------------------------------
@@ -395,12 +398,15 @@ class MammoPredictor(Predictor):
                     "DICOM pixels through the modality LUT, then the VOI LUT or window",
                     "the VOI output range scaled to [0, 1]; MONOCHROME1 inverted",
                     "right breasts flipped left-right" if self.cache.flip_right else "no flip",
+                    "cut to the breast (kbaselines.mammo.crop.find_breast)"
+                    if self.cache.crop == "breast"
+                    else "no crop",
                     f"resized to {list(self.cache.size)} (OpenCV INTER_AREA), rounded to uint16 "
                     "(x 65535)",
                     f"resized to {[rows, columns]} (INTER_AREA) when different, divided by 65535",
                 ],
                 "normalisation": "none beyond [0, 1] (no mean or standard deviation)",
-                "functions": "kbaselines.mammo.cache.decode_resized, "
+                "functions": "kbaselines.mammo.cache.decode_view, "
                 "kbaselines.mammo.dataset.ViewDataset",
                 "batch_statistics": _uses_batch_statistics(net),
             },

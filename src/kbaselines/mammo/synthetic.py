@@ -8,13 +8,21 @@ MONOCHROME2, 12 and 16 bits stored, uncompressed and RLE, a window, tags in the 
 (Image Laterality or Laterality, View Position or the View Code Sequence or only the Series
 Description), file names that say nothing (``1-3.dcm``), and contour y stored negated or not.
 
+The export form (``export=True``) writes the same cases as a real anonymised export does: files
+named by bare image ids, no View Position, View Code Sequence, Modality or Pixel Spacing, Image
+Laterality only in every other case, MONOCHROME1, JPEG 2000 lossless; each image's laterality and
+view only in ``views.csv`` (``image_id``, ``laterality``, ``view``), read with
+``data.views_table=views.csv``.
+
     python scripts/check_dataset.py data=mammo_synthetic data.root=data/mammo_synthetic \
         data.synthetic.num_cases=96        # generates the tree (once), then checks it
+    python scripts/check_dataset.py data=mammo_synthetic_export     # the export form
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -25,7 +33,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
 from tqdm.auto import tqdm
 
 from kbaselines.core.data import generated
@@ -39,6 +47,8 @@ DEVICES = (("HOLOGIC, Inc.", "Selenia Dimensions"), ("GE MEDICAL SYSTEMS", "Seno
 FIRST_CASE = 100001
 FIRST_PATIENT = 10001
 _VIEW_CODES = {"CC": "cranio-caudal", "MLO": "medio-lateral oblique"}
+#: The export form's table of each image's laterality and view.
+VIEWS_TABLE = "views.csv"
 
 
 def write_dicom(
@@ -54,19 +64,28 @@ def write_dicom(
     rescale: tuple[float, float] = (0.0, 1.0),
     patient_id: str = "10001",
     device: tuple[str, str] = DEVICES[0],
-    spacing: float = 0.07,
+    spacing: float | None = 0.07,
     series_description: str | None = None,
+    jpeg2000: bool = False,
+    modality: str | None = "MG",
 ) -> Path:
     """Write ``image`` (values in [0, 1], as displayed) as an MG DICOM file.
 
     Args:
         tag_style: where laterality and view go: ``standard`` (Image Laterality, View Position),
             ``alternative`` (Laterality, View Code Sequence), ``description`` (only the Series
-            Description, e.g. ``"L CC"``), ``none`` (neither).
+            Description, e.g. ``"L CC"``), ``laterality`` (only Image Laterality, as anonymised
+            exports keep it), ``none`` (neither).
         window: (center, width) of the VOI window; default the full range of ``bits_stored``.
         rescale: (intercept, slope) of the modality LUT; stored values are (value - b) / m.
+        spacing: Pixel Spacing and Imager Pixel Spacing in mm; None writes neither.
+        jpeg2000: JPEG 2000 lossless (OpenJPEG, through pylibjpeg-openjpeg), for images of at
+            least 32 pixels a side; else uncompressed or ``rle``.
+        modality: the Modality tag; None writes none.
     """
     path = Path(path)
+    if jpeg2000 and (rle or min(image.shape) < 32):
+        raise ValueError("jpeg2000 needs no rle and an image of at least 32 pixels a side")
     top = 2**bits_stored - 1
     shown = 1.0 - image if monochrome1 else image
     intercept, slope = rescale
@@ -78,11 +97,13 @@ def write_dicom(
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = MAMMO_SOP_CLASS
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
+    if modality is not None:
+        ds.Modality = modality
     ds.Manufacturer, ds.ManufacturerModelName = device
     ds.PatientID = patient_id
-    ds.ImagerPixelSpacing = [spacing, spacing]
-    ds.PixelSpacing = [spacing, spacing]
+    if spacing is not None:
+        ds.ImagerPixelSpacing = [spacing, spacing]
+        ds.PixelSpacing = [spacing, spacing]
     if tag_style == "standard":
         ds.ImageLaterality, ds.ViewPosition = laterality, view
     elif tag_style == "alternative":
@@ -96,8 +117,12 @@ def write_dicom(
         ds.ViewCodeSequence = DicomSequence([code])
     elif tag_style == "description":
         ds.SeriesDescription = f"{laterality} {view}"
+    elif tag_style == "laterality":
+        ds.ImageLaterality = laterality
     elif tag_style != "none":
-        raise ValueError(f"tag_style {tag_style!r}: standard, alternative, description or none")
+        raise ValueError(
+            f"tag_style {tag_style!r}: standard, alternative, description, laterality or none"
+        )
     if series_description is not None:
         ds.SeriesDescription = series_description
     ds.SamplesPerPixel = 1
@@ -111,6 +136,8 @@ def write_dicom(
     ds.PixelData = stored.tobytes()
     if rle:
         ds.compress(RLELossless, stored)
+    if jpeg2000:
+        ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg")
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -148,11 +175,14 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return full[margin : margin + rows, margin : margin + columns]
 
 
-def _tissue(rng: np.random.Generator, rows: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """A breast against the left edge (chest wall): image in [0, 1] and the breast mask."""
+def _tissue(
+    rng: np.random.Generator, rows: int, columns: int, scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A breast against the left edge (chest wall), ``scale`` times the usual depth and height:
+    image in [0, 1] and the breast mask."""
     yy, xx = np.mgrid[0:rows, 0:columns].astype(np.float32)
-    depth = columns * rng.uniform(0.72, 0.9)
-    half = rows * rng.uniform(0.4, 0.47)
+    depth = columns * rng.uniform(0.72, 0.9) * scale
+    half = rows * rng.uniform(0.4, 0.47) * scale
     center = rows * rng.uniform(0.47, 0.53)
     inside = (xx / depth) ** 2 + ((yy - center) / half) ** 2
     mask = inside <= 1.0
@@ -189,13 +219,16 @@ def _lesion_outline(rng: np.random.Generator, cls: str, radius: float) -> np.nda
 
 
 def _draw_lesion(
-    rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, cls: str
+    rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, cls: str, scale: float = 1.0
 ) -> np.ndarray:
-    """Draw a lesion inside the breast; return its outline in pixel coordinates."""
+    """Draw a lesion inside the breast (sized like a breast of ``scale``); return its outline in
+    pixel coordinates."""
     rows, columns = image.shape
     candidates = np.argwhere(cv2.erode(mask.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0)
     cy, cx = candidates[rng.integers(len(candidates))]
-    radius = rows * (rng.uniform(0.06, 0.085) if cls == "cancer" else rng.uniform(0.045, 0.06))
+    radius = (
+        rows * scale * (rng.uniform(0.06, 0.085) if cls == "cancer" else rng.uniform(0.045, 0.06))
+    )
     outline = _lesion_outline(rng, cls, radius) + np.array([cx, cy])
     outline = np.clip(outline, [0, 0], [columns - 1, rows - 1])
     shape = np.zeros_like(image)
@@ -247,21 +280,32 @@ def _case_rows(num_cases: int, rng: np.random.Generator, first_case: int) -> lis
 
 
 def _write_case(
-    folder: Path, row: dict[str, Any], index: int, rows: int, columns: int, seed: int
-) -> dict:
-    """Draw and write the four views of one case; return its contour JSON object."""
+    folder: Path,
+    row: dict[str, Any],
+    index: int,
+    rows: int,
+    columns: int,
+    seed: int,
+    export: bool,
+    breast_scale: float,
+) -> tuple[dict, list[dict[str, str]]]:
+    """Draw and write the four views of one case (as an export: see the module); return its
+    contour JSON object and its rows of the views table."""
     rng = np.random.default_rng([seed, index])
     contours: dict[str, dict[str, dict[str, list]]] = {}
+    table = []
     side = row["spr_loca_cmnt"].split()[-1][0].upper() if row["spr_loca_cmnt"] else None
     negate_y = index % 2 == 0
-    styles = ("standard", "standard", "alternative", "description")
+    style = ("standard", "standard", "alternative", "description")[index % 4]
+    if export:  # Image Laterality kept in every other case, the view never
+        style = "laterality" if index % 2 == 0 else "none"
     for number, (laterality, view) in enumerate(
         (("R", "CC"), ("R", "MLO"), ("L", "CC"), ("L", "MLO"))
     ):
-        image, mask = _tissue(rng, rows, columns)
+        image, mask = _tissue(rng, rows, columns, breast_scale)
         outline = None
         if row["grp"] != "normal" and laterality == side:
-            outline = _draw_lesion(rng, image, mask, row["grp"])
+            outline = _draw_lesion(rng, image, mask, row["grp"], breast_scale)
         if laterality == "R":  # acquired facing the other way: chest wall on the right
             image = image[:, ::-1].copy()
             if outline is not None:
@@ -273,20 +317,28 @@ def _write_case(
             contours.setdefault(row["grp"], {}).setdefault(f"{laterality}{view}".lower(), {})[
                 "lesion01"
             ] = points
+        name = f"1-{number + 1}"
+        if export:
+            name = hashlib.sha1(f"{seed}/{row['case_id']}/{laterality}{view}".encode()).hexdigest()
+            name = name[:16]
+            table.append({"image_id": name, "laterality": laterality, "view": view})
         write_dicom(
-            folder / f"1-{number + 1}.dcm",
+            folder / f"{name}.dcm",
             image,
             laterality,
             view,
             bits_stored=12 if index % 2 == 0 else 16,
-            monochrome1=index % 4 == 1,
-            rle=index % 3 == 0,
-            tag_style=styles[index % len(styles)],
+            monochrome1=export or index % 4 == 1,
+            rle=not export and index % 3 == 0,
+            jpeg2000=export,
+            tag_style=style,
             patient_id=row["recvid"],
             device=(row["manufacturer"], row["manufacturerModelName"]),
-            spacing=0.07 * 3328 / rows,
+            spacing=None if export else 0.07 * 3328 / rows,
+            modality=None if export else "MG",
         )
-    return {"user_id": 1, "case_id": int(row["case_id"]), "contour_list": contours, "discard_yn": 0}
+    case = int(row["case_id"])
+    return {"user_id": 1, "case_id": case, "contour_list": contours, "discard_yn": 0}, table
 
 
 def generate_mammo(
@@ -296,6 +348,8 @@ def generate_mammo(
     columns: int = 104,
     seed: int = 0,
     first_case: int = 0,
+    export: bool = False,
+    breast_scale: float = 1.0,
 ) -> Path:
     """Write ``num_cases`` cases (cancer, benign, normal in turn) into ``root``, atomically.
 
@@ -306,6 +360,12 @@ def generate_mammo(
         seed: every case is drawn from ``(seed, case number)``.
         first_case: the number of the first case (and patient): two trees with other numbers
             share no patient and no image, as the parts of a delivery split by patient.
+        export: write the cases as an anonymised export with ``views.csv`` (see the module);
+            the same cases, lesions and images as without it.
+        breast_scale: each breast's depth and height (and its lesion's size) as a share of the
+            usual, which fills most of the image: 0.6 puts a breast on a fifth of the image, as
+            a large detector does (what ``data.crop=breast`` is for); 1.0 draws the same images
+            as before the option existed.
     """
     arguments = {
         "num_cases": num_cases,
@@ -313,6 +373,8 @@ def generate_mammo(
         "columns": columns,
         "seed": seed,
         "first_case": first_case,
+        "export": export,
+        "breast_scale": breast_scale,
     }
     marker = {"generator_version": GENERATOR_VERSION, **arguments}
     return generated.write_generated(
@@ -321,12 +383,23 @@ def generate_mammo(
 
 
 def _write_tree(
-    folder: Path, num_cases: int, rows: int, columns: int, seed: int, first_case: int
+    folder: Path,
+    num_cases: int,
+    rows: int,
+    columns: int,
+    seed: int,
+    first_case: int,
+    export: bool,
+    breast_scale: float,
 ) -> None:
-    """Draw every case, its contours and ``metadata.csv`` into ``folder``."""
+    """Draw every case, its contours and ``metadata.csv`` (and ``views.csv``) into ``folder``."""
     cases = _case_rows(num_cases, np.random.default_rng(seed), first_case)
+    table = []
     for i, row in enumerate(tqdm(cases, desc="drawing synthetic mammograms"), start=first_case):
-        contour = _write_case(folder / "images" / row["case_id"], row, i, rows, columns, seed)
+        contour, views = _write_case(
+            folder / "images" / row["case_id"], row, i, rows, columns, seed, export, breast_scale
+        )
+        table += views
         if row["grp"] != "normal":
             (folder / "contours").mkdir(exist_ok=True)
             (folder / "contours" / f"{row['case_id']}.json").write_text(json.dumps(contour))
@@ -334,6 +407,11 @@ def _write_tree(
         writer = csv.DictWriter(handle, fieldnames=list(cases[0]))
         writer.writeheader()
         writer.writerows(cases)
+    if export:
+        with (folder / VIEWS_TABLE).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["image_id", "laterality", "view"])
+            writer.writeheader()
+            writer.writerows(table)
 
 
 def ensure_synthetic_mammo(root: str | Path, **arguments: Any) -> Path:

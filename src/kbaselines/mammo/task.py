@@ -130,6 +130,7 @@ class MammoTask(BaseTask):
             if how not in AGGREGATIONS:
                 raise ValueError(f"aggregation {how!r}: one of {', '.join(AGGREGATIONS)}")
         self._test_maps: dict[int, np.ndarray] = {}
+        self._shown: set[int] | None = None
         self.threshold: float | None = None
         self._stage2_started = False
 
@@ -171,11 +172,27 @@ class MammoTask(BaseTask):
         probs, maps = view_probabilities(self.net, batch["image"], self.hparams.image_pooling)
         self.collect({"probs": probs.float(), "index": batch["index"], "part": batch["part"]})
         if keep_maps:
+            shown = self._shown_views()
             for i, index in enumerate(batch["index"].tolist()):
-                self._test_maps[index] = maps[i].float().cpu().numpy()
+                if index in shown:
+                    self._test_maps[index] = maps[i].float().cpu().numpy()
+
+    def _shown_views(self) -> set[int]:
+        """Test-loader indices of the views drawn by :meth:`write_test_outputs`: those of the first
+        ``num_overlay_cases`` test cases (``part`` 1) in loader order. Only their maps are kept,
+        so a test part of thousands of views holds a few maps, not one per view."""
+        if self._shown is None:
+            items = self.mammo_data.eval_records("test")
+            cases = list(dict.fromkeys(it.case_id for it in items if it.part == 1))
+            shown = set(cases[: self.hparams.num_overlay_cases])
+            self._shown = {i for i, it in enumerate(items) if it.part == 1 and it.case_id in shown}
+        return self._shown
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._score_step(batch, keep_maps=False)
+
+    def on_test_epoch_start(self) -> None:
+        self._shown = None  # each test (a held-out part too) draws views of its own
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._score_step(batch, keep_maps=True)

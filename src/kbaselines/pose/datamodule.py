@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,6 +40,7 @@ import numpy as np
 
 from kbaselines.core.data.datamodule import FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
+from kbaselines.core.data.generated import generator_arguments
 from kbaselines.core.data.integrity import (
     FileFacts,
     audit_content,
@@ -48,6 +49,7 @@ from kbaselines.core.data.integrity import (
     tree_problems,
 )
 from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.data.synthetic_delivery import SyntheticTwin
 from kbaselines.pose.codec import HeatmapCodec
 from kbaselines.pose.dataset import PoseDataset
 from kbaselines.pose.detections import Detections, read_detections
@@ -63,7 +65,7 @@ from kbaselines.pose.reader import (
     read_3d,
     read_cameras,
 )
-from kbaselines.pose.synthetic import ensure_synthetic_pose
+from kbaselines.pose.synthetic import ensure_synthetic_pose, generate_pose
 
 __all__ = ["FACETS", "PoseDataModule", "Sample"]
 
@@ -219,6 +221,16 @@ class PoseDataModule(FoldDataModule):
         """Generate the synthetic dataset when configured (once)."""
         if self.synthetic is not None:
             ensure_synthetic_pose(self.synthetic_root(), **self.synthetic)
+
+    @classmethod
+    def synthetic_twin(cls, arguments: Mapping[str, Any]) -> SyntheticTwin:
+        """The twin's recordings (and their ``img_no``) are numbered from ``first_recording``."""
+        return SyntheticTwin(
+            ensure_synthetic_pose,
+            generator_arguments(generate_pose, arguments),
+            count="num_recordings",
+            first="first_recording",
+        )
 
     def _read(self, workers: int | None = None) -> dict[str, Sample]:
         """Read every file once: people by sample id, 3D poses, cameras, the selected images'

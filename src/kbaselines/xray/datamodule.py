@@ -24,6 +24,7 @@ from kbaselines.core.data.datamodule import DataInfo, FoldDataModule
 from kbaselines.core.data.dataset_report import DatasetReport, Problem
 from kbaselines.core.data.integrity import audit_content, facts_cache_file, tree_problems
 from kbaselines.core.data.samples import SampleTable
+from kbaselines.core.data.synthetic_delivery import SyntheticTwin
 from kbaselines.xray.dataset import XrayDataset, collate_detection
 from kbaselines.xray.reader import (
     XrayAnnotations,
@@ -32,7 +33,7 @@ from kbaselines.xray.reader import (
     join_parts,
     read_annotations,
 )
-from kbaselines.xray.synthetic import ensure_synthetic_xray
+from kbaselines.xray.synthetic import ensure_synthetic_xray, synthetic_arguments
 
 __all__ = ["GROUP_KEYS", "XrayDataModule", "class_aware_weights"]
 
@@ -170,6 +171,16 @@ class XrayDataModule(FoldDataModule):
         """Generate the synthetic tree when configured (once)."""
         if self.synthetic is not None:
             ensure_synthetic_xray(self.synthetic_root(), **self.synthetic)
+
+    @classmethod
+    def synthetic_twin(cls, arguments: Mapping[str, Any]) -> SyntheticTwin:
+        """The twin's physical items are numbered from ``first_sample`` in every category."""
+        return SyntheticTwin(
+            ensure_synthetic_xray,
+            synthetic_arguments(**arguments),
+            count="samples_per_category",
+            first="first_sample",
+        )
 
     @property
     def annotations(self) -> XrayAnnotations:

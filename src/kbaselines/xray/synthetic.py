@@ -39,6 +39,7 @@ __all__ = [
     "VOC_NAMES",
     "ensure_synthetic_xray",
     "generate_xray",
+    "synthetic_arguments",
 ]
 
 MARKER = ".xray_synthetic.json"
@@ -265,7 +266,7 @@ def _voc_xml(name: str, size: int, items: list[tuple[str, list[float]]]) -> str:
     )
 
 
-def _arguments(
+def synthetic_arguments(
     num_categories: int = 5,
     samples_per_category: int = 4,
     images_per_sample: int = 12,
@@ -274,6 +275,7 @@ def _arguments(
     seed: int = 0,
     first_sample: int = 1,
 ) -> dict[str, Any]:
+    """The full, JSON-ready arguments of :func:`generate_xray` (defaults filled in), checked."""
     if not 1 <= num_categories <= len(CATALOG):
         raise ValueError(f"num_categories must be in 1..{len(CATALOG)}, got {num_categories}")
     if not 1 <= first_sample <= 999 - samples_per_category + 1:
@@ -380,14 +382,14 @@ def read_marker(root: str | Path) -> dict[str, Any] | None:
 def generate_xray(root: str | Path, **arguments: Any) -> Path:
     """Write a synthetic X-ray tree at ``root`` (into a temporary sibling, renamed when complete).
 
-    Args (see :func:`_arguments`): ``num_categories`` (the first of :data:`CATALOG`),
+    Args (see :func:`synthetic_arguments`): ``num_categories`` (the first of :data:`CATALOG`),
     ``samples_per_category`` physical items each, ``images_per_sample`` scans of each item spread
     over the scanners and scenarios, ``image_size`` (square PNGs), ``scanners``, ``seed``,
     ``first_sample`` (the items are numbered from it: two trees with other numbers share no item,
     as the parts of a delivery split by item).
     """
     root = Path(root)
-    arguments = _arguments(**arguments)
+    arguments = synthetic_arguments(**arguments)
     return generated.write_generated(
         root,
         MARKER,
@@ -399,7 +401,7 @@ def generate_xray(root: str | Path, **arguments: Any) -> Path:
 
 def ensure_synthetic_xray(root: str | Path, **arguments: Any) -> Path:
     """Generate the tree unless ``root`` already holds one made with the same arguments."""
-    marker = {"generator_version": GENERATOR_VERSION, **_arguments(**arguments)}
+    marker = {"generator_version": GENERATOR_VERSION, **synthetic_arguments(**arguments)}
     return generated.ensure_generated(
         root, MARKER, marker, lambda: generate_xray(root, **arguments)
     )

@@ -7,7 +7,9 @@ What the CV layer and the tasks may use of a DataModule is declared here, and no
   (batch ``index`` ``i`` is record ``i``), for outputs that name files, people or cases;
 - :attr:`FoldDataModule.info`: the facts of the data a task is built with (class names, joint
   names...), one typed :class:`DataInfo` handed to the task by ``core.builders.build_task``;
-- :meth:`FoldDataModule.check`: the dataset report of ``scripts/check_dataset.py``.
+- :meth:`FoldDataModule.check`: the dataset report of ``scripts/check_dataset.py``;
+- :meth:`FoldDataModule.synthetic_twin`: how the synthetic twin is generated, for its delivery form
+  (``scripts/make_delivery.py``).
 
 A root may hold the dataset as delivered, in its official parts (``1.Training/``,
 ``2.Validation/``, each the spec's tree; the names are ``data.parts``). Every dataset then reads
@@ -28,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytorch_lightning as pl
 import torch
@@ -38,6 +40,11 @@ from kbaselines.core.data.dataset_report import DatasetReport
 from kbaselines.core.data.loaders import per_process_batch, worker_init_fn
 from kbaselines.core.data.parts import DEFAULT_PART_NAMES, check_part_names, find_parts
 from kbaselines.core.data.samples import SampleTable
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from kbaselines.core.data.synthetic_delivery import SyntheticTwin
 
 __all__ = ["SPLIT_PARTS", "DataInfo", "FoldDataModule"]
 
@@ -146,6 +153,13 @@ class FoldDataModule(pl.LightningDataModule):
         keypoints against their image's size, empty folders and dangling links, and the content
         audit (one file under two paths, one image in two groups)."""
         raise NotImplementedError(f"{type(self).__name__} must define check()")
+
+    @classmethod
+    def synthetic_twin(cls, arguments: Mapping[str, Any]) -> SyntheticTwin:
+        """The synthetic twin made with ``arguments`` (``data.synthetic``): its generator, the
+        arguments with every default filled in, and the two that count and number its groups,
+        so that a delivery of it gets parts without a shared group (``make_delivery.py``)."""
+        raise NotImplementedError(f"{cls.__name__} must define synthetic_twin(arguments)")
 
     # -- the official parts -----------------------------------------------------------------------
     def official_parts(self) -> dict[str, Path]:
@@ -265,6 +279,11 @@ class FoldDataModule(pl.LightningDataModule):
         """The training sampler; None shuffles with the seeded generator."""
         return None
 
+    def worker_context(self) -> BaseContext | None:
+        """How the loaders' worker processes start (a ``multiprocessing`` context); None: the
+        platform's default (on Linux a fork of this process as it is at that moment)."""
+        return None
+
     def loader(
         self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None
     ) -> DataLoader:
@@ -280,6 +299,7 @@ class FoldDataModule(pl.LightningDataModule):
             persistent_workers=self.persistent_workers,
             worker_init_fn=worker_init_fn,
             collate_fn=self.collate_fn,
+            multiprocessing_context=self.worker_context() if self.num_workers else None,
         )
 
     def train_dataloader(self) -> DataLoader:
