@@ -20,6 +20,7 @@ import hydra
 import torch
 
 from kbaselines.core.config import compose_config
+from kbaselines.core.pretrained import unset_published_weights
 from kbaselines.pose.task import joints_mse
 
 DEFAULT = "+experiment=pose_simple_baseline_synthetic"
@@ -39,7 +40,9 @@ def bench(overrides: list[str]) -> dict[str, float]:
     start = time.perf_counter()
     items = [dataset[k] for k in range(count)]
     data_rate = count / (time.perf_counter() - start)
-    net = hydra.utils.instantiate(cfg.model.net).train()
+    # speed does not depend on the starting weights: no published file is needed
+    no_weights = unset_published_weights(cfg.model).get("net", {})
+    net = hydra.utils.instantiate(cfg.model.net, **no_weights).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     batch = torch.utils.data.default_collate(items[: cfg.data.batch_size])
     timings = []
