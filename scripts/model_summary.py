@@ -20,6 +20,7 @@ from hydra.errors import InstantiationException
 from torch import nn
 
 from kbaselines.core.config import compose_config
+from kbaselines.core.pretrained import unset_published_weights
 
 
 def count(module: nn.Module) -> int:
@@ -37,8 +38,12 @@ def summarize(overrides: list[str]) -> str:
     cfg = compose_config(overrides)
     net_cfg = cfg.model.net
     unset = "num_classes" in net_cfg and net_cfg.num_classes is None
+    # counting parameters needs no published weights file
+    settings = {**unset_published_weights(cfg.model).get("net", {})}
+    if unset:
+        settings["num_classes"] = 0
     try:
-        net: nn.Module = hydra.utils.instantiate(net_cfg, **({"num_classes": 0} if unset else {}))
+        net: nn.Module = hydra.utils.instantiate(net_cfg, **settings)
     except InstantiationException as error:
         raise SystemExit(
             f"{net_cfg._target_} cannot be built without classes ({error.__cause__}); "
